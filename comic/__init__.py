@@ -1,0 +1,1 @@
+"""COMIC: Correction -> Modification -> Balance for long-tailed, partially labelled multi-label data."""

@@ -1,0 +1,336 @@
+"""`params.yaml` -> frozen, validated dataclasses, one per section.
+
+Every field carries its documentation (`help`) and, where it has one, its valid range. Loading is strict:
+an unknown key, a value of the wrong type or an out-of-range value raises `ValueError` naming the full
+key path (for example `loss.mfm.gamma_neg_pn`), so a typo in `dvc exp run -S ...` fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+def param(default: Any, help: str, check: Callable[[Any], bool] | None = None, must: str = "") -> Any:
+    """A documented config field; `check` validates the value, `must` says what is expected."""
+    metadata = {"help": help, "check": check, "must": must}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def section(cls: type) -> Any:
+    return field(default_factory=cls, metadata={"help": cls.__doc__ or ""})
+
+
+_positive = (lambda v: v > 0, "> 0")
+_non_negative = (lambda v: v >= 0, ">= 0")
+_unit = (lambda v: 0 <= v <= 1, "in [0, 1]")
+_open_unit = (lambda v: 0 < v < 1, "in (0, 1)")
+
+
+# --------------------------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class LabelRowsConfig:
+    """Optional label rows (N x C 0/1 matrix, .npy or .csv) used in place of the generator."""
+
+    train: str | None = param(None, "label-rows file for the training pool, or null for the generator")
+    test: str | None = param(None, "label-rows file for the test split, or null for the generator")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data lives and how the partial-label benchmark is made."""
+
+    source: Literal["embedded", "coco", "voc", "comic_json"] = param(
+        "embedded", "dataset builder: the embedded mosaic benchmark or a real dataset layout"
+    )
+    root: str | None = param(None, "root folder of a real dataset (ignored for `embedded`)")
+    image_size: int = param(64, "side of the square images fed to the model, px", *_positive)
+    missing_rate: float = param(0.4, "fraction of each class's positives hidden from training", *_unit)
+    val_fraction: float = param(0.15, "fraction of training images carved out for validation", *_open_unit)
+    label_rows: LabelRowsConfig = section(LabelRowsConfig)
+    num_train: int = param(3000, "training-pool images generated before long-tail subsampling", *_positive)
+    num_test: int = param(1200, "test images generated (natural distribution)", *_positive)
+    max_class_count: int = param(400, "images of the largest class after long-tail subsampling", *_positive)
+    min_class_count: int = param(6, "images of the smallest class after long-tail subsampling", *_positive)
+
+
+# -------------------------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network: the three-branch COMIC model or a single head for baselines."""
+
+    name: Literal["comic", "single"] = param("comic", "`comic`: three-branch HTB model; `single`: one head")
+    backbone: Literal["small_cnn", "resnet18", "resnet50"] = param("small_cnn", "feature extractor")
+    pretrained_path: str | None = param(
+        None, "local torchvision state_dict for the backbone; null trains from scratch (no download)"
+    )
+
+
+# --------------------------------------------------------------------------------------------- loss
+@dataclass(frozen=True)
+class FocalConfig:
+    """Focal loss (Lin et al. 2017)."""
+
+    gamma: float = param(2.0, "focusing exponent", *_non_negative)
+
+
+@dataclass(frozen=True)
+class AslConfig:
+    """Asymmetric loss (Ridnik et al. 2021)."""
+
+    gamma_pos: float = param(0.0, "focusing exponent on positives", *_non_negative)
+    gamma_neg: float = param(4.0, "focusing exponent on negatives", *_non_negative)
+    clip: float = param(0.05, "probability shift on negatives", *_unit)
+
+
+@dataclass(frozen=True)
+class DbFocalConfig:
+    """Distribution-balanced focal loss (Wu et al. 2020)."""
+
+    alpha: float = param(0.1, "re-balanced weight floor", *_non_negative)
+    beta: float = param(10.0, "re-balanced weight sharpness", *_non_negative)
+    mu: float = param(0.2, "re-balanced weight centre", *_non_negative)
+    init_bias: float = param(0.05, "negative-tolerant regularisation: class-prior bias scale", *_non_negative)
+    neg_scale: float = param(2.0, "negative-tolerant regularisation lambda (5 on VOC-like data)", *_positive)
+    gamma: float = param(2.0, "focusing exponent", *_non_negative)
+    balance: float = param(2.0, "overall loss scale of the focal term", *_positive)
+
+
+@dataclass(frozen=True)
+class HillConfig:
+    """Hill loss (Zhang et al. 2021)."""
+
+    lamb: float = param(1.5, "Hill curve parameter lambda", *_positive)
+    margin: float = param(1.0, "logit margin on positives", *_non_negative)
+    gamma: float = param(2.0, "focusing exponent on positives", *_non_negative)
+
+
+@dataclass(frozen=True)
+class SplcConfig:
+    """Self-paced loss correction (Zhang et al. 2021)."""
+
+    tau: float = param(0.6, "probability above which an unannotated label becomes positive", *_open_unit)
+    margin: float = param(1.0, "logit margin on positives", *_non_negative)
+    gamma: float = param(2.0, "focusing exponent", *_non_negative)
+    start_epoch: int = param(1, "first epoch that corrects labels", *_non_negative)
+
+
+@dataclass(frozen=True)
+class MfmConfig:
+    """Multi-focal modifier loss (method.md section 2)."""
+
+    gamma_pos_pn: float = param(0.0, "positive-negative exponent on positives (gamma+_pn)", *_non_negative)
+    w_pos: float = param(0.0, "weight of the head-tail factor in gamma+ (w+)", *_non_negative)
+    gamma_neg_pn: float = param(3.0, "positive-negative exponent on negatives (gamma-_pn)", *_non_negative)
+    w_neg: float = param(1.0, "weight of the head-tail factor in gamma- (w-)", *_non_negative)
+    ht_exponent: float = param(1 / 3, "exponent of the head-tail factor (1 - ln(n_c / n_max))^e", *_positive)
+    clip: float = param(0.05, "probability shift on negatives", *_unit)
+    class_weight: bool = param(True, "weight each class by its head-tail factor (authors' code)")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training loss, by registered name, and each loss's hyperparameters."""
+
+    name: Literal["mfm", "bce", "focal", "asl", "db_focal", "hill", "splc"] = param("mfm", "registered loss name")
+    mfm: MfmConfig = section(MfmConfig)
+    focal: FocalConfig = section(FocalConfig)
+    asl: AslConfig = section(AslConfig)
+    db_focal: DbFocalConfig = section(DbFocalConfig)
+    hill: HillConfig = section(HillConfig)
+    splc: SplcConfig = section(SplcConfig)
+
+
+# ------------------------------------------------------------------------------------ COMIC parts
+@dataclass(frozen=True)
+class CorrectionConfig:
+    """Reflective label corrector (method.md section 1)."""
+
+    weight: float = param(0.2, "lambda_c, weight of the correction loss; 0 switches RLC off", *_non_negative)
+    tau: float = param(0.7, "global confidence threshold", *_open_unit)
+    margin: float = param(1.0, "logit margin on observed positives", *_non_negative)
+    class_threshold: Literal["ema", "batch", "none"] = param(
+        "ema", "class-aware threshold P_c: EMA over batches, current batch mean (authors' code), or off"
+    )
+    momentum: float = param(0.9, "EMA momentum of P_c", *_unit)
+    persist: bool = param(False, "keep recalled labels for the rest of training instead of recomputing")
+    start_epoch: int = param(0, "first epoch that corrects labels (warm-up before it)", *_non_negative)
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """Head-tail balancer (method.md section 3)."""
+
+    weight: float = param(1.0, "lambda_b, weight of the distillation loss; 0 switches it off", *_non_negative)
+    shared_backbone: bool = param(False, "one trunk with three heads instead of three backbones")
+    rho: float = param(16.0, "cosine classifier scale", *_positive)
+    eta: float = param(1 / 32, "cosine classifier weight-norm offset", *_non_negative)
+    momentum: float = param(0.9, "moving-vector momentum mu", *_unit)
+    alpha: float = param(2.0, "tail learning-effect strength", *_non_negative)
+    kappa_power: float = param(2.0, "exponent on branch losses in the distillation weights kappa", *_positive)
+
+
+# -------------------------------------------------------------------------------------------- train
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and the training run."""
+
+    epochs: int = param(8, "training epochs", *_positive)
+    batch_size: int = param(32, "global batch size per stream (split across workers)", *_positive)
+    lr: float = param(1e-3, "Adam learning rate", *_positive)
+    weight_decay: float = param(1e-4, "Adam weight decay", *_non_negative)
+    sampler: Literal["instance", "class_aware"] = param(
+        "instance", "sampler of a single-head model (COMIC's branches have fixed samplers)"
+    )
+    num_workers: int = param(2, "Ray Train workers (DDP ranks)", *_positive)
+    use_gpu: bool = param(False, "one GPU per worker, NCCL; bf16 autocast and channels_last")
+    amp: bool = param(True, "bf16 autocast when on CUDA (ignored on CPU)")
+    use_tuned: bool = param(False, "read reports/tune/best_params.yaml when it exists")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Shot groups and decision threshold of the evaluation."""
+
+    many_threshold: int = param(100, "classes with at least this many training labels are `many`", *_positive)
+    few_threshold: int = param(20, "classes with fewer training labels than this are `few`", *_positive)
+    decision_threshold: float = param(0.5, "probability threshold of recall/precision@0.5", *_open_unit)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: int = param(0, "seed of every random choice: data, initialisation, sampling", *_non_negative)
+    data: DataConfig = section(DataConfig)
+    model: ModelConfig = section(ModelConfig)
+    loss: LossConfig = section(LossConfig)
+    correction: CorrectionConfig = section(CorrectionConfig)
+    balance: BalanceConfig = section(BalanceConfig)
+    train: TrainConfig = section(TrainConfig)
+    metrics: MetricsConfig = section(MetricsConfig)
+
+    def __post_init__(self) -> None:
+        if self.metrics.few_threshold >= self.metrics.many_threshold:
+            raise ValueError(
+                "metrics.few_threshold must be below metrics.many_threshold "
+                f"(got {self.metrics.few_threshold} >= {self.metrics.many_threshold})"
+            )
+        if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
+            raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (method.md section 2)")
+
+
+# ------------------------------------------------------------------------------------------ loading
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, prefix=key)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ValueError(f"{key}: {value!r} is not one of {list(choices)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _convert(value, inner[0], key)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported annotation {annotation!r}")  # a bug in this module, not in params
+
+
+def from_dict(cls: type, raw: Any, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, strictly; errors name the full key path."""
+    where = prefix or "params"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: expected a mapping of keys, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        keys = ", ".join(f"{prefix}.{k}" if prefix else str(k) for k in unknown)
+        raise ValueError(f"unknown key(s) {keys}; valid keys under {where}: {sorted(fields)}")
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        converted = _convert(value, hints[name], key)
+        check, must = fields[name].metadata.get("check"), fields[name].metadata.get("must")
+        if check is not None and converted is not None and not check(converted):
+            raise ValueError(f"{key}: {value!r} is out of range, must be {must}")
+        kwargs[name] = converted
+    return cls(**kwargs)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found; run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    try:
+        return from_dict(Params, raw)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def to_dict(params: Any) -> dict:
+    """Plain nested dict of a config (for logging and for writing resolved params)."""
+    return dataclasses.asdict(params)
+
+
+def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"loss.mfm.clip": 0.05, ...}` for trackers that take flat keys."""
+    flat: dict[str, Any] = {}
+    for key, value in to_dict(params).items() if dataclasses.is_dataclass(params) else params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def override(params: Params, updates: Mapping[str, Any]) -> Params:
+    """A copy of `params` with dotted keys replaced (`{"correction.tau": 0.8}`), validated again."""
+    raw = to_dict(params)
+    for dotted, value in updates.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"unknown key {dotted}")
+            node = node[part]
+        if leaf not in node:
+            raise ValueError(f"unknown key {dotted}")
+        node[leaf] = value
+    return from_dict(Params, raw)

@@ -1,0 +1,226 @@
+"""The training step and the evaluation loop, for COMIC and for the single-head baselines.
+
+An `Objective` is what is optimised together with everything that learns or counts besides the weights
+(label correctors, the loss's class distribution, the correction audit). It has `state_dict` /
+`load_state_dict`, so a resumed run continues the same curve. Batches are dicts with `image` (B, 3, H, W),
+`labels_observed` (B, C), `labels_full` (B, C, audit only, never in a loss) and `index` (B,).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from comic.config import Params
+from comic.losses import SPLC, LabelCorrector, build_loss, distillation_weights, htb_distillation
+from comic.metrics import CorrectionAudit
+from comic.models import HTBModel
+
+Batch = Mapping[str, Tensor]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when enabled; a no-op on the CPU (bitwise-deterministic fp32 there)."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def correction_loss(loss_fn: nn.Module, logits_bc: Tensor, corrected_bc: Tensor) -> Tensor:
+    """L_rlc: the loss against the corrected labels, normalised by batch size over their positives."""
+    num_positives = corrected_bc.sum().clamp(min=1)
+    return loss_fn(logits_bc, corrected_bc) * logits_bc.shape[0] / num_positives
+
+
+class Objective:
+    """Loss of one training step, plus the state that learns or counts during training."""
+
+    def __init__(self, params: Params, *, class_counts: Tensor, num_samples: int):
+        self.params = params
+        self.base_counts = torch.as_tensor(class_counts, dtype=torch.float32)
+        self.loss_fn = build_loss(params.loss, class_counts=self.base_counts, num_samples=num_samples)
+        num_classes = len(self.base_counts)
+        branches = ("head", "balanced", "tail") if params.model.name == "comic" else ("single",)
+        c = params.correction
+        self.correctors = {
+            branch: LabelCorrector(
+                num_classes,
+                tau=c.tau,
+                margin=c.margin,
+                class_threshold=c.class_threshold,
+                momentum=c.momentum,
+                persist=c.persist,
+                num_samples=num_samples,
+            )
+            for branch in branches
+        }
+        self.audited_branch = "balanced" if params.model.name == "comic" else "single"
+        self.audit = CorrectionAudit()
+
+    def to(self, device: torch.device) -> Objective:
+        self.loss_fn.to(device)
+        return self
+
+    def correcting(self, epoch: int) -> bool:
+        return self.params.correction.weight > 0 and epoch >= self.params.correction.start_epoch
+
+    def __call__(self, model: nn.Module, batches: Mapping[str, Batch], epoch: int) -> tuple[Tensor, dict]:
+        """Total loss and its parts (floats) for one step; `batches` has `instance` and, for COMIC,
+        `rebalanced`."""
+        if isinstance(_unwrap(model), HTBModel):
+            return self._comic(model, batches["instance"], batches["rebalanced"], epoch)
+        return self._single(model, batches["instance"], epoch)
+
+    def _correct(self, branch: str, logits_bc: Tensor, batch: Batch) -> Tensor:
+        corrected = self.correctors[branch](logits_bc, batch["labels_observed"], batch["index"])
+        if branch == self.audited_branch:
+            self.audit.update(batch["labels_observed"], corrected, batch["labels_full"])
+        return corrected
+
+    def _single(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, dict]:
+        logits = model(batch["image"]).float()
+        observed = batch["labels_observed"]
+        if isinstance(self.loss_fn, SPLC):
+            correct = epoch >= self.params.loss.splc.start_epoch
+            loss = self.loss_fn(logits, observed, correct=correct)
+            if correct:
+                corrected = self.loss_fn.corrected_targets(logits, observed)
+                self.audit.update(observed, corrected, batch["labels_full"])
+        else:
+            loss = self.loss_fn(logits, observed)
+        parts = {"loss_main": loss.detach()}
+        if self.correcting(epoch):
+            rlc = correction_loss(self.loss_fn, logits, self._correct("single", logits, batch))
+            parts["loss_rlc"] = rlc.detach()
+            loss = loss + self.params.correction.weight * rlc
+        parts["loss"] = loss.detach()
+        return loss, {k: float(v) for k, v in parts.items()}
+
+    def _comic(self, model: nn.Module, instance: Batch, rebalanced: Batch, epoch: int) -> tuple[Tensor, dict]:
+        out = model(instance["image"], rebalanced["image"])
+        logits = {"head": out.head.float(), "balanced": out.balanced.float(), "tail": out.tail.float()}
+        streams = {"head": instance, "balanced": instance, "tail": rebalanced}
+        branch_losses = {b: self.loss_fn(logits[b], streams[b]["labels_observed"]) for b in logits}
+        loss = sum(branch_losses.values())
+        parts = {f"loss_{b}": v.detach() for b, v in branch_losses.items()}
+        if self.correcting(epoch):
+            rlc = sum(correction_loss(self.loss_fn, logits[b], self._correct(b, logits[b], streams[b])) for b in logits)
+            parts["loss_rlc"] = rlc.detach()
+            loss = loss + self.params.correction.weight * rlc
+        if self.params.balance.weight > 0:
+            kappa_h, kappa_t = distillation_weights(
+                branch_losses["head"], branch_losses["tail"], self.params.balance.kappa_power
+            )
+            htb = htb_distillation(
+                logits["head"],
+                out.tail_on_instance.float(),
+                logits["balanced"],
+                instance["labels_observed"],
+                self.loss_fn,
+                kappa_h,
+                kappa_t,
+            )
+            parts["loss_htb"], parts["kappa_head"] = htb.detach(), kappa_h
+            loss = loss + self.params.balance.weight * htb
+        parts["loss"] = loss.detach()
+        return loss, {k: float(v) for k, v in parts.items()}
+
+    def end_epoch(self) -> dict:
+        """Refresh the loss's class distribution with this epoch's recalled labels (method.md section 1,
+        dynamic distribution) and return the audit of the epoch's corrections; resets both counts."""
+        recalled = self.correctors[self.audited_branch].take_epoch_counts()
+        for branch, corrector in self.correctors.items():
+            if branch != self.audited_branch:
+                corrector.take_epoch_counts()
+        if hasattr(self.loss_fn, "set_class_counts"):
+            self.loss_fn.set_class_counts(self.base_counts + recalled.float())
+        audit = self.audit.result()
+        self.audit.reset()
+        return audit
+
+    def state_dict(self) -> dict:
+        return {
+            "loss": self.loss_fn.state_dict(),
+            "correctors": {b: c.state_dict() for b, c in self.correctors.items()},
+            "audit": self.audit.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss_fn.load_state_dict(state["loss"])
+        for branch, corrector in self.correctors.items():
+            corrector.load_state_dict(state["correctors"][branch])
+        self.audit.load_state_dict(state["audit"])
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper."""
+    return getattr(model, "module", model)
+
+
+def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> dict[str, Tensor]:
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last:
+        moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
+    return moved
+
+
+def train_step(
+    model: nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    batches: Mapping[str, Batch],
+    *,
+    epoch: int,
+    device: torch.device,
+    amp: bool = True,
+) -> dict:
+    """One optimisation step; returns the loss parts as floats."""
+    model.train()
+    batches = {k: to_device(v, device, channels_last=device.type == "cuda") for k, v in batches.items()}
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, amp):
+        loss, parts = objective(model, batches, epoch)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss at epoch {epoch}: {parts}; lower train.lr or check the data")
+    loss.backward()
+    optimizer.step()
+    return parts
+
+
+@torch.no_grad()
+def predict_scores(
+    model: nn.Module, batches: Iterable[Batch], *, device: torch.device, amp: bool = True
+) -> dict[str, np.ndarray]:
+    """Probabilities sigmoid(logits) (N, C) of the prediction head, with the batch labels and indices."""
+    model.eval()
+    predictor = _unwrap(model)
+    scores, observed, full, index = [], [], [], []
+    for batch in batches:
+        images = to_device({"image": batch["image"]}, device, channels_last=device.type == "cuda")["image"]
+        with autocast(device, amp):
+            logits = predictor.predict(images)
+        scores.append(torch.sigmoid(logits.float()).cpu())
+        observed.append(batch["labels_observed"])
+        full.append(batch["labels_full"])
+        index.append(batch["index"])
+    return {
+        "scores": torch.cat(scores).numpy(),
+        "labels_observed": torch.cat(observed).numpy(),
+        "labels_full": torch.cat(full).numpy(),
+        "index": torch.cat(index).numpy(),
+    }
+
+
+def build_optimizer(model: nn.Module, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

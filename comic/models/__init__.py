@@ -1,0 +1,41 @@
+"""Models by name: `comic` (three-branch HTB) and `single` (one head, for the baselines)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from comic.config import BalanceConfig, ModelConfig
+from comic.models.backbones import BACKBONES, build_backbone
+from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
+from comic.models.htb import HTBModel, HTBOutput, SingleHeadModel
+
+
+def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int) -> nn.Module:
+    if model.name == "single":
+        return SingleHeadModel(model.backbone, num_classes, pretrained_path=model.pretrained_path)
+    if model.name == "comic":
+        return HTBModel(
+            model.backbone,
+            num_classes,
+            pretrained_path=model.pretrained_path,
+            shared_backbone=balance.shared_backbone,
+            rho=balance.rho,
+            eta=balance.eta,
+            momentum=balance.momentum,
+            alpha=balance.alpha,
+        )
+    raise ValueError(f"model.name: unknown model {model.name!r}; choose comic or single")
+
+
+__all__ = [
+    "BACKBONES",
+    "AdditiveAttention",
+    "CosineClassifier",
+    "HTBModel",
+    "HTBOutput",
+    "MovingVector",
+    "SingleHeadModel",
+    "build_backbone",
+    "build_model",
+    "learning_effect",
+]

@@ -1,0 +1,173 @@
+"""Every loss against a float64 reference of its formula (values and gradients), and the identities
+between the asymmetric-focal family."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from comic.config import LossConfig
+from comic.losses import ASL, BCE, LOSSES, MFM, SPLC, DBFocal, Focal, Hill, build_loss, head_tail_factor
+
+B, C = 7, 5
+
+
+@pytest.fixture
+def inputs():
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(B, C, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    targets = (torch.rand(B, C, generator=g) < 0.4).double()
+    targets[0] = 0  # an image with no observed positive
+    counts = torch.tensor([300.0, 120.0, 40.0, 9.0, 2.0], dtype=torch.float64)
+    return logits, targets, counts
+
+
+def reference_asymmetric(z, y, gamma_pos, gamma_neg, clip, class_weight=None, detach=True):
+    p = 1 / (1 + torch.exp(-z))
+    p_m = torch.clamp(p - clip, min=0) if clip > 0 else p
+    w_pos, w_neg = (1 - p) ** gamma_pos, p_m**gamma_neg
+    if detach:
+        w_pos, w_neg = w_pos.detach(), w_neg.detach()
+    loss = -(y * w_pos * torch.log(p) + (1 - y) * w_neg * torch.log(torch.clamp(1 - p_m, min=1e-8)))
+    if class_weight is not None:
+        loss = loss * class_weight
+    return loss.sum() / z.shape[0]
+
+
+def check(module_value, reference_value, logits):
+    (grad_module,) = torch.autograd.grad(module_value, logits, retain_graph=True)
+    (grad_reference,) = torch.autograd.grad(reference_value, logits)
+    torch.testing.assert_close(module_value, reference_value, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(grad_module, grad_reference, rtol=1e-5, atol=1e-9)
+
+
+def test_bce_equals_its_formula(inputs):
+    z, y, _ = inputs
+    p = torch.sigmoid(z)
+    reference = -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).sum() / B
+    check(BCE()(z, y), reference, z)
+
+
+def test_focal_equals_its_formula_with_gradient_through_the_weights(inputs):
+    z, y, _ = inputs
+    p = torch.sigmoid(z)
+    reference = -(y * (1 - p) ** 2 * torch.log(p) + (1 - y) * p**2 * torch.log(1 - p)).sum() / B
+    check(Focal(gamma=2.0)(z, y), reference, z)
+
+
+def test_asl_equals_its_formula(inputs):
+    z, y, _ = inputs
+    check(ASL(1.0, 4.0, 0.05)(z, y), reference_asymmetric(z, y, 1.0, 4.0, 0.05), z)
+
+
+def test_mfm_equals_its_formula_with_head_tail_exponents_and_class_weights(inputs):
+    z, y, n = inputs
+    factor = (1 - torch.log(n / n.max())) ** (1 / 3)
+    module = MFM(n, gamma_pos_pn=0.5, w_pos=0.3, gamma_neg_pn=3.0, w_neg=1.0, clip=0.05).double()
+    reference = reference_asymmetric(z, y, 0.5 + 0.3 * factor, 3.0 + factor, 0.05, class_weight=factor)
+    check(module(z, y), reference, z)
+
+
+def test_head_tail_factor_is_one_for_the_largest_class_and_grows_for_rarer_ones():
+    factor = head_tail_factor(torch.tensor([1000.0, 100.0, 10.0, 1.0]), 1 / 3)
+    assert factor[0] == 1
+    assert torch.all(factor[1:] > factor[:-1])
+
+
+def test_mfm_without_head_tail_terms_is_exactly_asl(inputs):
+    z, y, n = inputs
+    mfm = MFM(n, gamma_pos_pn=1.0, w_pos=0, gamma_neg_pn=4.0, w_neg=0, clip=0.05, class_weight=False)
+    asl = ASL(1.0, 4.0, 0.05, detach_weights=True)
+    mfm_value, asl_value = mfm(z.float(), y.float()), asl(z.float(), y.float())
+    assert torch.equal(mfm_value, asl_value)
+
+
+def test_mfm_with_equal_exponents_and_no_clip_is_exactly_focal(inputs):
+    z, y, n = inputs
+    mfm = MFM(n, gamma_pos_pn=2.0, w_pos=0, gamma_neg_pn=2.0, w_neg=0, clip=0.0, class_weight=False)
+    focal = Focal(2.0, detach_weights=True)
+    assert torch.equal(mfm(z.float(), y.float()), focal(z.float(), y.float()))
+
+
+def test_mfm_with_all_zero_is_exactly_bce(inputs):
+    z, y, n = inputs
+    mfm = MFM(n, gamma_pos_pn=0, w_pos=0, gamma_neg_pn=0, w_neg=0, clip=0.0, class_weight=False)
+    zf = z.detach().float().requires_grad_()
+    zb = z.detach().float().requires_grad_()
+    mfm_value, bce_value = mfm(zf, y.float()), BCE()(zb, y.float())
+    assert torch.equal(mfm_value, bce_value)
+    mfm_value.backward()
+    bce_value.backward()
+    assert torch.equal(zf.grad, zb.grad)
+
+
+def test_mfm_rejects_a_negative_exponent_below_the_positive_one():
+    with pytest.raises(ValueError, match="gamma_neg_pn"):
+        MFM(torch.ones(3), gamma_pos_pn=2.0, gamma_neg_pn=1.0)
+
+
+def test_db_focal_equals_its_formula(inputs):
+    z, y, n = inputs
+    num_samples = 500
+    alpha, beta, mu, init_bias, lam, gamma, balance = 0.1, 10.0, 0.2, 0.05, 2.0, 2.0, 2.0
+    freq_inv = 1 / n
+    repeat = (y * freq_inv).sum(1, keepdim=True)
+    weight = alpha + torch.sigmoid(beta * (freq_inv / repeat - mu))
+    weight = torch.where(repeat > 0, weight, torch.full_like(weight, alpha + 1))
+    bias = -init_bias * torch.log(num_samples / n - 1) / lam
+    shifted = z + bias
+    z_reg = torch.where(y > 0, shifted, lam * shifted)
+    w_reg = torch.where(y > 0, weight, weight / lam)
+    p = torch.sigmoid(z_reg)
+    bce = -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+    reference = (balance * (1 - torch.exp(-bce)) ** gamma * w_reg * bce).sum() / B
+    module = DBFocal(n, num_samples, alpha, beta, mu, init_bias, lam, gamma, balance).double()
+    check(module(z, y), reference, z)
+
+
+def test_db_focal_needs_more_samples_than_any_class_count():
+    with pytest.raises(ValueError, match="num_samples"):
+        DBFocal(torch.tensor([10.0, 5.0]), num_samples=10)
+
+
+def test_hill_equals_its_formula(inputs):
+    z, y, _ = inputs
+    p_m, p = torch.sigmoid(z - 1.0), torch.sigmoid(z)
+    reference = (-y * (1 - p_m) ** 2 * torch.log(p_m) + (1 - y) * (1.5 - p) * p**2).sum() / B
+    check(Hill(1.5, 1.0, 2.0)(z, y), reference, z)
+
+
+def test_splc_equals_its_formula_with_corrected_labels(inputs):
+    z, y, _ = inputs
+    shifted = z - 1.0 * y
+    p = torch.sigmoid(shifted)
+    y_hat = torch.where(p.detach() > 0.6, torch.ones_like(y), y)
+    pt = (1 - p) * y_hat + p * (1 - y_hat)
+    reference = (pt**2 * -(y_hat * torch.log(p) + (1 - y_hat) * torch.log(1 - p))).sum() / B
+    check(SPLC(0.6, 1.0, 2.0)(z, y), reference, z)
+    assert (y_hat > y).any(), "the fixture should exercise at least one correction"
+
+
+def test_splc_without_correction_is_margin_focal_on_observed_labels(inputs):
+    z, y, _ = inputs
+    shifted = z - y
+    p = torch.sigmoid(shifted)
+    pt = (1 - p) * y + p * (1 - y)
+    reference = (pt**2 * -(y * torch.log(p) + (1 - y) * torch.log(1 - p))).sum() / B
+    check(SPLC(0.6, 1.0, 2.0)(z, y, correct=False), reference, z)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_registered_loss_builds_from_params_and_gives_a_finite_scalar(name, inputs):
+    z, y, n = inputs
+    config = dataclasses.replace(LossConfig(), name=name)
+    loss = build_loss(config, class_counts=n.float(), num_samples=1000)(z.float(), y.float())
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_is_lower_for_confident_correct_predictions(name, inputs):
+    _, y, n = inputs
+    loss = build_loss(dataclasses.replace(LossConfig(), name=name), class_counts=n.float(), num_samples=1000)
+    good, bad = (y.float() * 2 - 1) * 6, (1 - y.float() * 2) * 6
+    assert loss(good, y.float()) < loss(bad, y.float())
