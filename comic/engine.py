@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from comic.config import Params
+from comic.distributed import all_reduce_mean
 from comic.losses import SPLC, LabelCorrector, build_loss, distillation_weights, htb_distillation
 from comic.metrics import CorrectionAudit
 from comic.models import HTBModel
@@ -38,9 +39,10 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 def correction_loss(loss_fn: nn.Module, logits_bc: Tensor, corrected_bc: Tensor) -> Tensor:
-    """L_rlc: the loss against the corrected labels, normalised by batch size over their positives."""
-    num_positives = corrected_bc.sum().clamp(min=1)
-    return loss_fn(logits_bc, corrected_bc) * logits_bc.shape[0] / num_positives
+    """L_rlc: the loss against the corrected labels, normalised by batch size over their positives.
+    The positives are counted over all ranks, so that DDP's gradient average gives the global value."""
+    positives_per_rank = all_reduce_mean(corrected_bc.sum().detach().clone()).clamp(min=1)
+    return loss_fn(logits_bc, corrected_bc) * logits_bc.shape[0] / positives_per_rank
 
 
 class Objective:
@@ -119,9 +121,8 @@ class Objective:
             parts["loss_rlc"] = rlc.detach()
             loss = loss + self.params.correction.weight * rlc
         if self.params.balance.weight > 0:
-            kappa_h, kappa_t = distillation_weights(
-                branch_losses["head"], branch_losses["tail"], self.params.balance.kappa_power
-            )
+            global_losses = all_reduce_mean(torch.stack([branch_losses["head"], branch_losses["tail"]]).detach())
+            kappa_h, kappa_t = distillation_weights(*global_losses, self.params.balance.kappa_power)
             htb = htb_distillation(
                 logits["head"],
                 out.tail_on_instance.float(),

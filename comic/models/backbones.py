@@ -12,8 +12,9 @@ BACKBONES = ("small_cnn", "resnet18", "resnet50")
 
 
 class SmallCNN(nn.Module):
-    """Four conv-BN-ReLU stages, each halving the resolution, then global average pooling.
-    For the embedded 64 px mosaics: (B, 3, H, W) -> (B, 256)."""
+    """Four conv-GroupNorm-ReLU stages, each halving the resolution, then global average pooling.
+    For the embedded 64 px mosaics: (B, 3, H, W) -> (B, 256). GroupNorm, not BatchNorm: it is per image,
+    so a DDP step on CPU (where SyncBatchNorm does not exist) equals the single-process step."""
 
     def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256)):
         super().__init__()
@@ -21,10 +22,10 @@ class SmallCNN(nn.Module):
         for width in widths:
             layers += [
                 nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(width),
+                nn.GroupNorm(8, width),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(width, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
+                nn.GroupNorm(8, width),
                 nn.ReLU(inplace=True),
             ]
             channels = width

@@ -51,7 +51,7 @@ class HTBModel(nn.Module):
         if shared_backbone:
             self.trunk, dim = build_backbone(backbone, pretrained_path=pretrained_path)
             self.necks = nn.ModuleDict(
-                {b: nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU()) for b in BRANCHES}
+                {b: nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()) for b in BRANCHES}
             )
         else:
             built = {b: build_backbone(backbone, pretrained_path=pretrained_path) for b in BRANCHES}
