@@ -4,6 +4,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# dvc.yaml's commands call `python`: the project's environment must come first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 # Each of these stops a network call or noise (shared/docs/stack.md).
 export RAY_USAGE_STATS_ENABLED := 0

@@ -34,33 +34,71 @@ _positive = (lambda v: v > 0, "> 0")
 _non_negative = (lambda v: v >= 0, ">= 0")
 _unit = (lambda v: 0 <= v <= 1, "in [0, 1]")
 _open_unit = (lambda v: 0 < v < 1, "in (0, 1)")
+_grid_range = (lambda v: 1 <= v <= 8, "in [1, 8]")
 
 
 # --------------------------------------------------------------------------------------------- data
 @dataclass(frozen=True)
 class LabelRowsConfig:
-    """Optional label rows (N x C 0/1 matrix, .npy or .csv) used in place of the generator."""
+    """Label rows (N x C 0/1 matrix, .npy or .csv without header, C <= 20) used in place of the generator.
 
-    train: str | None = param(None, "label-rows file for the training pool, or null for the generator")
-    test: str | None = param(None, "label-rows file for the test split, or null for the generator")
+    A file's rows are used as given (no long-tail subsampling); the classes are the first C tile classes.
+    """
+
+    train: str | None = param(None, "label-rows file of the training pool (validation is carved from it)")
+    test: str | None = param(None, "label-rows file of the test split, or null for the generator")
+
+
+@dataclass(frozen=True)
+class RealDataConfig:
+    """Files of a real dataset (`data.source` coco, voc or comic_json); paths relative to the repo root."""
+
+    train_annotations: str | None = param(
+        None, "coco: instances_*.json; voc: a VOCdevkit/VOC20xx folder; comic_json: {file: [0/1 x C]}"
+    )
+    train_images: str | None = param(None, "image folder of the training pool (voc: null = JPEGImages)")
+    train_ids: str | None = param(
+        None, "optional id list, one per line (COCO-MLT img_id.txt); voc: null = ImageSets/Main/trainval.txt"
+    )
+    test_annotations: str | None = param(None, "as train_annotations, for the test split")
+    test_images: str | None = param(None, "as train_images, for the test split")
+    test_ids: str | None = param(None, "as train_ids, for the test split; voc: null = .../test.txt")
+    class_names: str | None = param(None, "comic_json: one class name per line; null: class-0, ...")
+    embed_images: bool = param(True, "copy the encoded images into the Parquet files; false: store paths")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data lives and how the partial-label benchmark is made."""
+    """How the long-tailed, partially labelled dataset is built, split and hidden (stages build_data,
+    split_data, drop_labels), and the input size of the transforms."""
 
+    seed: int = param(0, "seed of the data stages: labels, rendering, split, hiding", *_non_negative)
     source: Literal["embedded", "coco", "voc", "comic_json"] = param(
-        "embedded", "dataset builder: the embedded mosaic benchmark or a real dataset layout"
+        "embedded", "dataset builder: the embedded mosaic benchmark or a real dataset layout (data.real)"
     )
-    root: str | None = param(None, "root folder of a real dataset (ignored for `embedded`)")
-    image_size: int = param(64, "side of the square images fed to the model, px", *_positive)
-    missing_rate: float = param(0.4, "fraction of each class's positives hidden from training", *_unit)
-    val_fraction: float = param(0.15, "fraction of training images carved out for validation", *_open_unit)
+    real: RealDataConfig = section(RealDataConfig)
     label_rows: LabelRowsConfig = section(LabelRowsConfig)
-    num_train: int = param(3000, "training-pool images generated before long-tail subsampling", *_positive)
-    num_test: int = param(1200, "test images generated (natural distribution)", *_positive)
-    max_class_count: int = param(400, "images of the largest class after long-tail subsampling", *_positive)
-    min_class_count: int = param(6, "images of the smallest class after long-tail subsampling", *_positive)
+    image_size: int = param(64, "side of the square images (embedded mosaics, transforms), px", *_positive)
+    grid: int = param(3, "embedded: mosaic cells per side; <= grid^2 labels an image", *_grid_range)
+    pool_size: int = param(12000, "embedded: label rows generated before long-tail subsampling", *_positive)
+    max_class_count: int = param(
+        1000, "embedded: Pareto target of the top class (Wu et al.'s max; actual count is lower)", *_positive
+    )
+    min_class_count: int = param(4, "embedded: Pareto floor of class targets (Wu et al.'s min)", *_positive)
+    pareto_alpha: float = param(6.0, "embedded: Pareto shape of the class targets (Wu et al.: 6)", *_positive)
+    num_test: int = param(1200, "embedded: natural-distribution test images, before the top-up", *_positive)
+    min_test_positives: int = param(30, "embedded: test positives each class is topped up to", *_positive)
+    val_fraction: float = param(0.15, "fraction of the training pool carved out for validation", *_open_unit)
+    missing_rate: float = param(0.4, "fraction of each class's positives hidden in train and val", *_unit)
+
+    def __post_init__(self) -> None:
+        if self.min_class_count > self.max_class_count:
+            raise ValueError(
+                f"data.min_class_count ({self.min_class_count}) must not exceed data.max_class_count "
+                f"({self.max_class_count})"
+            )
+        if self.image_size < 8 * self.grid:
+            raise ValueError(f"data.image_size ({self.image_size}) must be >= 8 * data.grid (8 px per cell)")
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -72,6 +110,9 @@ class ModelConfig:
     backbone: Literal["small_cnn", "resnet18", "resnet50"] = param("small_cnn", "feature extractor")
     pretrained_path: str | None = param(
         None, "local torchvision state_dict for the backbone; null trains from scratch (no download)"
+    )
+    norm: Literal["batch", "group"] = param(
+        "batch", "small_cnn normalisation; `group` is per image, so CPU DDP equals one process exactly"
     )
 
 
@@ -207,6 +248,16 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow tracking."""
+
+    uri: str | None = param(
+        None, "tracking URI; MLFLOW_TRACKING_URI wins; null: a SQLite store in the git-ignored mlflow/ folder"
+    )
+    experiment: str = param("comic", "MLflow experiment name")
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml."""
 
@@ -218,6 +269,7 @@ class Params:
     balance: BalanceConfig = section(BalanceConfig)
     train: TrainConfig = section(TrainConfig)
     metrics: MetricsConfig = section(MetricsConfig)
+    tracking: TrackingConfig = section(TrackingConfig)
 
     def __post_init__(self) -> None:
         if self.metrics.few_threshold >= self.metrics.many_threshold:

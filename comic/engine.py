@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from comic.config import Params
-from comic.distributed import all_reduce_mean
+from comic.distributed import all_reduce_mean, all_reduce_sum
 from comic.losses import SPLC, LabelCorrector, build_loss, distillation_weights, htb_distillation
 from comic.metrics import CorrectionAudit
 from comic.models import HTBModel
@@ -146,6 +146,9 @@ class Objective:
                 corrector.take_epoch_counts()
         if hasattr(self.loss_fn, "set_class_counts"):
             self.loss_fn.set_class_counts(self.base_counts + recalled.float())
+        counts = all_reduce_sum(torch.as_tensor(self.audit.counts()))
+        self.audit.reset()
+        self.audit.add_counts(counts.numpy())
         audit = self.audit.result()
         self.audit.reset()
         return audit

@@ -179,8 +179,7 @@ class CorrectionAudit:
         observed, corrected, full = _binary(observed_bc), _binary(corrected_bc), _binary(full_bc)
         if not (observed.shape == corrected.shape == full.shape):
             raise ValueError(
-                f"observed {observed.shape}, corrected {corrected.shape} and full {full.shape} "
-                "must have the same shape"
+                f"observed {observed.shape}, corrected {corrected.shape} and full {full.shape} must have the same shape"
             )
         recalled = corrected & ~observed
         hidden = full & ~observed

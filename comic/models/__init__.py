@@ -12,12 +12,13 @@ from comic.models.htb import HTBModel, HTBOutput, SingleHeadModel
 
 def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int) -> nn.Module:
     if model.name == "single":
-        return SingleHeadModel(model.backbone, num_classes, pretrained_path=model.pretrained_path)
+        return SingleHeadModel(model.backbone, num_classes, pretrained_path=model.pretrained_path, norm=model.norm)
     if model.name == "comic":
         return HTBModel(
             model.backbone,
             num_classes,
             pretrained_path=model.pretrained_path,
+            norm=model.norm,
             shared_backbone=balance.shared_backbone,
             rho=balance.rho,
             eta=balance.eta,

@@ -40,6 +40,7 @@ class HTBModel(nn.Module):
         num_classes: int,
         *,
         pretrained_path: str | None = None,
+        norm: str = "batch",
         shared_backbone: bool = False,
         rho: float = 16.0,
         eta: float = 1 / 32,
@@ -49,12 +50,12 @@ class HTBModel(nn.Module):
         super().__init__()
         self.shared_backbone, self.alpha = shared_backbone, alpha
         if shared_backbone:
-            self.trunk, dim = build_backbone(backbone, pretrained_path=pretrained_path)
+            self.trunk, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
             self.necks = nn.ModuleDict(
                 {b: nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()) for b in BRANCHES}
             )
         else:
-            built = {b: build_backbone(backbone, pretrained_path=pretrained_path) for b in BRANCHES}
+            built = {b: build_backbone(backbone, pretrained_path=pretrained_path, norm=norm) for b in BRANCHES}
             self.backbones = nn.ModuleDict({b: module for b, (module, _) in built.items()})
             dim = built["head"][1]
         self.classifiers = nn.ModuleDict({b: CosineClassifier(dim, num_classes, rho, eta) for b in BRANCHES})
@@ -108,9 +109,9 @@ class HTBModel(nn.Module):
 class SingleHeadModel(nn.Module):
     """Backbone + linear classifier, the model of every baseline."""
 
-    def __init__(self, backbone: str, num_classes: int, *, pretrained_path: str | None = None):
+    def __init__(self, backbone: str, num_classes: int, *, pretrained_path: str | None = None, norm: str = "batch"):
         super().__init__()
-        self.backbone, dim = build_backbone(backbone, pretrained_path=pretrained_path)
+        self.backbone, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
         self.classifier = nn.Linear(dim, num_classes)
 
     def forward(self, images_bchw: Tensor) -> Tensor:

@@ -1,0 +1,95 @@
+"""The embedded benchmark: generated (or given) label rows rendered as mosaics of real tiles.
+
+Training pool: `pool_size` generated rows, long-tail subsampled (Wu et al. 2020), rendered from the
+train tile pool. Test: `num_test` rows of the generator's natural distribution, topped up with rows
+containing each class that has fewer than `min_test_positives`, rendered from the test tile pool.
+Label-row files replace the generator for their split and are used as given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from comic.data.labels import MAX_LABELS, SceneModel, load_label_rows, longtail_subsample, pareto_targets
+from comic.data.render import render_split
+from comic.data.store import RawDataset, SplitTable, require_positives
+from comic.data.tiles import CLASS_NAMES, TileBank
+
+# Independent random streams of one data seed.
+SCENES, POOL, LONGTAIL, TEST, RENDER_TRAIN, RENDER_TEST = range(6)
+
+
+def _file_rows(path: str, grid: int) -> np.ndarray:
+    rows = load_label_rows(path)
+    crowded = np.flatnonzero(rows.sum(axis=1) > grid * grid)
+    if len(crowded):
+        row, count = crowded[0], rows[crowded[0]].sum()
+        raise ValueError(f"{path}: row {row} has {count} labels; a {grid}x{grid} mosaic fits {grid * grid}")
+    return rows
+
+
+def _table(split: str, labels_nc: np.ndarray, images: list[bytes]) -> SplitTable:
+    """Rows of a fresh split: ids `<split>-00000`..., nothing hidden yet."""
+    return SplitTable(
+        split=split,
+        ids=[f"{split}-{i:05d}" for i in range(len(labels_nc))],
+        images=images,
+        paths=[None] * len(labels_nc),
+        labels_observed=labels_nc.copy(),
+        labels_full=labels_nc,
+    )
+
+
+def build_embedded(
+    *,
+    bank: TileBank,
+    seed: int,
+    image_size: int,
+    grid: int,
+    pool_size: int,
+    max_class_count: int,
+    min_class_count: int,
+    pareto_alpha: float,
+    num_test: int,
+    min_test_positives: int,
+    train_rows: str | None = None,
+    test_rows: str | None = None,
+) -> RawDataset:
+    """Build the embedded training pool and test split (labels_observed == labels_full)."""
+    files = {"train": train_rows, "test": test_rows}
+    given = {name: _file_rows(path, grid) for name, path in files.items() if path}
+    widths = {name: rows.shape[1] for name, rows in given.items()}
+    if len(set(widths.values())) > 1:
+        raise ValueError(
+            f"label-rows files disagree on the number of classes: {train_rows} has {widths['train']}, "
+            f"{test_rows} has {widths['test']}"
+        )
+    num_classes = next(iter(widths.values()), len(CLASS_NAMES))
+    names = list(CLASS_NAMES[:num_classes])
+    max_labels = min(MAX_LABELS, grid * grid)
+    scenes = SceneModel(num_classes, np.random.default_rng([seed, SCENES]), max_labels=max_labels)
+
+    if "train" in given:
+        train_labels, train_where = given["train"], train_rows
+    else:
+        rows = scenes.sample(pool_size, np.random.default_rng([seed, POOL]))
+        targets = pareto_targets(num_classes, max_class_count, min_class_count, pareto_alpha)
+        train_labels = rows[longtail_subsample(rows, targets, np.random.default_rng([seed, LONGTAIL]))]
+        train_where = f"generated pool (data.pool_size={pool_size})"
+    if "test" in given:
+        test_labels, test_where = given["test"], test_rows
+    else:
+        rng = np.random.default_rng([seed, TEST])
+        test_labels = scenes.sample(num_test, rng)
+        for c in range(num_classes):
+            deficit = min_test_positives - int(test_labels[:, c].sum())
+            if deficit > 0:
+                test_labels = np.vstack([test_labels, scenes.sample(deficit, rng, must_contain=c)])
+        test_where = "generated test split"
+
+    require_positives(train_labels, names, f"{train_where}, split 'train'")
+    require_positives(test_labels, names, f"{test_where}, split 'test'")
+    train_images = render_split(train_labels, bank.train, image_size, grid, seed, RENDER_TRAIN)
+    test_images = render_split(test_labels, bank.test, image_size, grid, seed, RENDER_TEST)
+    train, test = _table("train", train_labels, train_images), _table("test", test_labels, test_images)
+    return RawDataset(train=train, test=test, names=names)

@@ -1,0 +1,49 @@
+"""The trained-model file: best weights plus everything needed to use them (params, class names and
+counts, per-class decision thresholds chosen on validation, image size). Loads with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from comic.config import Params, from_dict, to_dict
+from comic.models import build_model
+
+FORMAT_VERSION = 1
+
+
+def save_model_file(path: str | Path, weights: dict, params: Params, classes: dict, thresholds: list[float]) -> None:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bundle = {
+        "format_version": FORMAT_VERSION,
+        "weights": weights,
+        "params": to_dict(params),
+        "classes": {"names": list(classes["names"]), "train_counts": [int(c) for c in classes["train_counts"]]},
+        "thresholds": [float(t) for t in thresholds],
+        "image_size": params.data.image_size,
+    }
+    staging = path.with_name(f".{path.name}.tmp")
+    torch.save(bundle, staging)
+    os.replace(staging, path)
+
+
+def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """`(model in eval mode, bundle)`; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found; run `dvc repro train` first")
+    try:
+        bundle = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path}: not a comic model file ({err})") from err
+    if bundle.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: model file format {bundle.get('format_version')}, expected {FORMAT_VERSION}")
+    params = from_dict(Params, bundle["params"])
+    model = build_model(params.model, params.balance, num_classes=len(bundle["classes"]["names"]))
+    model.load_state_dict(bundle["weights"])
+    return model.to(device).eval(), bundle

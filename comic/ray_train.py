@@ -1,0 +1,113 @@
+"""Ray Train adapter: runs `comic.training.train` on N DDP workers (gloo on CPU, NCCL on GPUs).
+
+A run is named by a hash of its resolved params and data version: running the same stage again after a
+crash finds the run's checkpoints under `storage_path` and resumes (Ray Train V2 restores the latest
+checkpoint of a run with the same name); changed params start a new run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import ray
+import ray.train
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from comic.config import Params, from_dict, to_dict
+from comic.tracking import MlflowSink
+from comic.training import train
+
+
+class RayReporter:
+    """`comic.training.Reporter` on top of `ray.train.report` / `ray.train.get_checkpoint`.
+
+    `crash_once` = (epoch, marker file) is fault injection for tests and drills: the last rank's process
+    dies right after reporting that epoch, once (the marker remembers), as a killed worker would.
+    """
+
+    def __init__(self, crash_once: tuple[int, str] | None = None):
+        self.crash_once = crash_once
+
+    def restore(self) -> Path | None:
+        checkpoint = ray.train.get_checkpoint()
+        return Path(checkpoint.to_directory()) if checkpoint is not None else None
+
+    def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+        if self.crash_once and metrics["epoch"] == self.crash_once[0]:
+            context = ray.train.get_context()
+            marker = Path(self.crash_once[1])
+            if context.get_world_rank() == context.get_world_size() - 1 and not marker.exists():
+                marker.write_text("crashed once\n")
+                os._exit(1)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """What each Ray worker runs: rebuild the params, then call the library."""
+    params = from_dict(Params, config["params"])
+    sink = None
+    if config.get("mlflow_run_id") and ray.train.get_context().get_world_rank() == 0:
+        sink = MlflowSink(config["mlflow_uri"], config["mlflow_run_id"])
+    crash_once = tuple(config["crash_once"]) if config.get("crash_once") else None
+    train(params, config["data_dir"], RayReporter(crash_once), sink)
+
+
+def run_name(params: Params, data_version: str) -> str:
+    """Same training inputs, same name; where metrics are mirrored (`tracking`) does not count."""
+    inputs = {k: v for k, v in to_dict(params).items() if k != "tracking"}
+    digest = hashlib.sha256(json.dumps([inputs, data_version], sort_keys=True).encode()).hexdigest()
+    return f"comic-{digest[:12]}"
+
+
+def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """Start a local Ray with explicit resources unless already connected (RAY_ADDRESS joins a cluster)."""
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        return
+    # The dashboard (ray[default]) hosts the state API that Train V2's controller polls; without it
+    # the driver logs "Failed to query Ray Train Controller actor state" every few seconds.
+    ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, log_to_driver=True)
+
+
+def fit(
+    params: Params,
+    data_dir: str | Path,
+    *,
+    storage_path: str | Path,
+    name: str,
+    mlflow: tuple[str, str] | None = None,
+    max_failures: int = 2,
+    crash_once: tuple[int, str] | None = None,
+):
+    """Train with Ray Train; returns the `ray.train.Result` (its checkpoint is the last epoch's).
+    `mlflow` is (tracking URI, run id) for rank 0's per-epoch metrics."""
+    storage = str(storage_path) if "://" in str(storage_path) else str(Path(storage_path).resolve())
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "params": to_dict(params),
+            "data_dir": str(Path(data_dir).resolve()),
+            "mlflow_uri": mlflow[0] if mlflow else None,
+            "mlflow_run_id": mlflow[1] if mlflow else None,
+            "crash_once": crash_once,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=params.train.num_workers,
+            use_gpu=params.train.use_gpu,
+            resources_per_worker={"CPU": 1, **({"GPU": 1} if params.train.use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    return trainer.fit()

@@ -1,0 +1,119 @@
+"""Metric sinks (`log(metrics, step)`, `close()`) and the MLflow run lifecycle.
+
+Files come first (the DVC stage writes its history and metrics itself); MLflow mirrors them. The driver
+opens one MLflow run per training run name and passes its id to rank 0, which logs each epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
+DEFAULT_ARTIFACT_ROOT = "mlflow/artifacts"
+
+
+class MetricSink(Protocol):
+    def log(self, metrics: dict, step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    def log(self, metrics: dict, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def tracking_uri(configured: str | None) -> str:
+    """`MLFLOW_TRACKING_URI` wins, then params `tracking.uri`, then a SQLite store in the ignored `mlflow/`.
+    A relative SQLite path is made absolute: Ray workers run in another working directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///")).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{path}"
+    return uri
+
+
+def _numeric(metrics: dict) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool | int | float) and not (isinstance(value, float) and math.isnan(value)):
+            out[key.replace("@", "_at_")] = float(value)
+    return out
+
+
+class MlflowSink:
+    """Logs metrics to an existing MLflow run (by id), from any process."""
+
+    def __init__(self, uri: str, run_id: str):
+        from mlflow.tracking import MlflowClient
+
+        self.client, self.run_id = MlflowClient(tracking_uri=uri), run_id
+
+    def log(self, metrics: dict, step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, step) for k, v in _numeric(metrics).items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def close(self) -> None:
+        pass
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def data_version(lock_path: str | Path = "dvc.lock", stage_out: str = "data/plt") -> str:
+    """The DVC hash of the dataset folder from dvc.lock, or 'unversioned' outside a DVC checkout."""
+    import yaml
+
+    path = Path(lock_path)
+    if not path.is_file():
+        return "unversioned"
+    lock = yaml.safe_load(path.read_text()) or {}
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == stage_out:
+                return str(out.get("md5", "unversioned"))
+    return "unversioned"
+
+
+def start_run(uri: str, experiment: str, run_name: str, params: dict, tags: dict) -> str:
+    """The id of the MLflow run named `run_name` (reused when a crashed run is resumed), else a new one."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        artifacts = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri() if uri.startswith("sqlite") else None
+        experiment_id = client.create_experiment(experiment, artifact_location=artifacts)
+    else:
+        experiment_id = found.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.runName` = '{run_name}'", max_results=1)
+    if runs:
+        run_id = runs[0].info.run_id
+    else:
+        run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+        flat = {k: str(v)[:500] for k, v in params.items()}
+        items = list(flat.items())
+        for start in range(0, len(items), 100):
+            client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in items[start : start + 100]])
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    return run_id

@@ -1,0 +1,50 @@
+"""DVC stage `train`: Ray Train DDP training, tracked in MLflow; writes the best model and the history.
+
+    python pipelines/train.py --data data/plt --model models/model.pt --history reports/train_history.csv \
+        --storage ray_results
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import ray
+
+from comic.config import flatten, load_params
+from comic.ray_train import fit, init_ray, run_name
+from comic.selection import finish_training
+from comic.tracking import data_version, git_commit, start_run, tracking_uri
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="dataset folder (classes.json and split files)")
+    parser.add_argument("--model", required=True, help="output model file")
+    parser.add_argument("--history", required=True, help="output per-epoch history (CSV, DVC plot)")
+    parser.add_argument("--storage", required=True, help="Ray Train storage path (local folder or s3://...)")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    version = data_version()
+    name = run_name(params, version)
+    uri = tracking_uri(params.tracking.uri)
+    tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
+    run_id = start_run(uri, params.tracking.experiment, name, flatten(params), tags)
+    print(f"training run {name} (MLflow run {run_id} at {uri})", flush=True)
+
+    init_ray(num_cpus=max(2, params.train.num_workers))
+    try:
+        result = fit(params, args.data, storage_path=args.storage, name=name, mlflow=(uri, run_id))
+    finally:
+        ray.shutdown()
+    if result.error is not None:
+        raise SystemExit(f"training failed: {result.error}")
+    with result.checkpoint.as_directory() as checkpoint_dir:
+        summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
+    print(f"best epoch {summary['best_epoch']}: val mAP {summary['best_val_map']:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

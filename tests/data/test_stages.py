@@ -1,0 +1,74 @@
+"""The three data stages end to end: byte-reproducible outputs, and DVC's contract (slow)."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from comic.data.store import read_split
+
+from .conftest import REPO, run_data_stages, write_params
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_the_same_params_and_seed_give_byte_identical_outputs(tmp_path, monkeypatch, plt_dir):
+    params = write_params(tmp_path)
+    again = run_data_stages(params, tmp_path / "again", monkeypatch)
+    assert digest(again) == digest(plt_dir)
+    for stage in ("raw", "split"):
+        assert digest(tmp_path / "again" / stage) == digest(plt_dir.parent / stage)
+
+
+def test_another_seed_gives_another_dataset(tmp_path, monkeypatch, plt_dir):
+    other = run_data_stages(write_params(tmp_path, seed=1), tmp_path / "other", monkeypatch)
+    assert digest(other)["train.parquet"] != digest(plt_dir)["train.parquet"]
+
+
+def test_the_missing_rate_changes_only_the_observed_labels(tmp_path, monkeypatch, plt_dir):
+    more = run_data_stages(write_params(tmp_path, missing_rate=0.6), tmp_path / "more", monkeypatch)
+    base, hidden = read_split(plt_dir, "train"), read_split(more, "train")
+    assert base.ids == hidden.ids and (base.labels_full == hidden.labels_full).all()
+    assert hidden.labels_observed.sum() < base.labels_observed.sum()
+
+
+def dvc(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    command = [sys.executable, "-m", "dvc", *args]
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_dvc_repro_twice_is_a_no_op_and_exp_run_overrides_the_missing_rate(tmp_path):
+    repo = tmp_path / "repo"
+    for path in ("comic", "pipelines"):
+        shutil.copytree(REPO / path, repo / path, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    write_params(repo)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "data stages"], cwd=repo, check=True)
+
+    first = dvc(repo, "repro", "drop_labels")
+    assert "Running stage 'build_data'" in first and "Running stage 'drop_labels'" in first
+    assert "Data and pipelines are up to date" in dvc(repo, "repro", "drop_labels")
+
+    changed = dvc(repo, "exp", "run", "-S", "data.missing_rate=0.5", "drop_labels")
+    assert "Running stage 'drop_labels'" in changed and "Running stage 'build_data'" not in changed
+    assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["missing_rate"] == 0.5

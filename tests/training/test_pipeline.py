@@ -1,0 +1,44 @@
+"""`dvc repro` of the whole pipeline (data -> train -> evaluate) on tiny data in a copy of the repo."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.data.conftest import REPO, write_params
+from tests.data.test_stages import dvc
+
+METRIC_KEYS = {"mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precision@0.5", "per_class"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_dvc_repro_runs_the_whole_pipeline_and_writes_the_declared_metrics_and_plots(tmp_path):
+    repo = tmp_path / "repo"
+    for path in ("comic", "pipelines"):
+        shutil.copytree(REPO / path, repo / path, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    params_path = write_params(repo)
+    params = yaml.safe_load(params_path.read_text())
+    params["train"].update(epochs=2, batch_size=16, num_workers=2)
+    params["metrics"].update(many_threshold=40, few_threshold=10)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
+
+    out = dvc(repo, "repro")
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert {"name", "train_count", "group", "ap"} <= set(metrics["per_class"][0])
+    assert 0 <= metrics["mAP"] <= 100
+    assert "mAP" in dvc(repo, "metrics", "show")
+    for plot in ("plots/ap_vs_train_count.csv", "plots/precision_recall.csv", "train_history.csv"):
+        assert (repo / "reports" / plot).stat().st_size > 0
+    assert (repo / "mlflow" / "mlflow.db").is_file()
+    assert "Data and pipelines are up to date" in dvc(repo, "repro")

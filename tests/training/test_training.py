@@ -1,0 +1,71 @@
+"""The per-worker training loop: runs, selects on validation, checkpoints and resumes exactly."""
+
+from pathlib import Path
+
+import pytest
+
+from comic.config import Params, override
+from comic.training import LocalReporter, train
+
+TINY = {
+    "data.image_size": 36,
+    "train.epochs": 3,
+    "train.batch_size": 16,
+    "metrics.many_threshold": 40,
+    "metrics.few_threshold": 10,
+}
+
+
+def without_nan(history):
+    """NaN (a shot group without classes) never equals itself; compare it as None."""
+    return [{k: None if v != v else v for k, v in row.items()} for row in history]
+
+
+class CrashAfter(LocalReporter):
+    """A reporter whose process 'dies' right after checkpointing the given epoch."""
+
+    def __init__(self, root, epoch):
+        super().__init__(Path(root))
+        self.epoch = epoch
+
+    def report(self, metrics, checkpoint_dir):
+        super().report(metrics, checkpoint_dir)
+        if metrics["epoch"] == self.epoch:
+            raise KeyboardInterrupt("simulated crash")
+
+
+@pytest.mark.parametrize("model", ["comic", "single"])
+def test_an_interrupted_run_resumes_and_reproduces_the_uninterrupted_curve(tiny_data, tmp_path, model):
+    params = override(Params(), {**TINY, "model.name": model})
+    uninterrupted = LocalReporter(tmp_path / "a")
+    train(params, tiny_data, uninterrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(params, tiny_data, CrashAfter(tmp_path / "b", epoch=0))
+    resumed = LocalReporter(tmp_path / "b")
+    train(params, tiny_data, resumed)
+
+    assert [m["epoch"] for m in resumed.history] == [1, 2]
+    assert without_nan(resumed.history) == without_nan(uninterrupted.history[1:])
+
+
+def test_training_reports_validation_selection_and_correction_audit(tiny_data, tmp_path):
+    reporter = LocalReporter(tmp_path)
+    last = train(override(Params(), TINY), tiny_data, reporter)
+    assert len(reporter.history) == 3
+    best = max(reporter.history, key=lambda m: m["val/mAP"])
+    assert last["best/val_mAP"] == best["val/mAP"] and last["best/epoch"] == best["epoch"]
+    assert {"train/loss_rlc", "train/loss_htb", "correction/precision", "correction/recall"} <= set(last)
+    assert (tmp_path / "checkpoint" / "state.pt").is_file()
+    assert (tmp_path / "checkpoint" / "best_model.pt").is_file()
+
+
+def test_a_batch_size_that_does_not_split_across_workers_is_a_clear_error():
+    from comic.training import per_worker_batch
+
+    assert per_worker_batch(32) == 32
+    with pytest.raises(ValueError, match="train.batch_size"):
+        import unittest.mock
+
+        with unittest.mock.patch("comic.distributed.world_size", return_value=3):
+            per_worker_batch(32)
