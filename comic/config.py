@@ -225,7 +225,7 @@ class BalanceConfig:
 class TrainConfig:
     """Optimisation and the training run."""
 
-    epochs: int = param(8, "training epochs", *_positive)
+    epochs: int = param(25, "training epochs", *_positive)
     batch_size: int = param(32, "global batch size per stream (split across workers)", *_positive)
     lr: float = param(1e-3, "Adam learning rate", *_positive)
     weight_decay: float = param(1e-4, "Adam weight decay", *_non_negative)

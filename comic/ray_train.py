@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import ray
@@ -44,6 +45,9 @@ class RayReporter:
             marker = Path(self.crash_once[1])
             if context.get_world_rank() == context.get_world_size() - 1 and not marker.exists():
                 marker.write_text("crashed once\n")
+                # Die later in the next epoch, as a killed worker would: the controller consumes reports
+                # by polling every 2 s, and a report still queued when its worker dies is lost.
+                time.sleep(6)
                 os._exit(1)
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import ray
 
 from comic.config import flatten, load_params
+from comic.data import read_split
 from comic.ray_train import fit, init_ray, run_name
 from comic.selection import finish_training
+from comic.serving import log_pyfunc
 from comic.tracking import data_version, git_commit, start_run, tracking_uri
 
 
@@ -44,6 +46,9 @@ def main() -> None:
     with result.checkpoint.as_directory() as checkpoint_dir:
         summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
     print(f"best epoch {summary['best_epoch']}: val mAP {summary['best_val_map']:.2f}", flush=True)
+    examples = [image for image in read_split(args.data, "val").images[:2] if image is not None]
+    model_uri = log_pyfunc(uri, run_id, args.model, examples) if examples else None
+    print(f"logged the model to MLflow as {model_uri}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""Accuracy benchmark: COMIC, its ablations and the baselines on the same data, several seeds.
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_accuracy.py --data data/plt --epochs 20 --seeds 0 1 2 \
+        --jobs 2 --out docs/results/accuracy.json
+
+Each run trains in one process (the training math is the same as under Ray DDP, tests/test_ddp.py),
+selects its epoch on the validation split (observed labels only), and is scored once on the test split
+with the full labels. Rows marked `full` train on a copy of the data with every label observed, so the
+partial-label gap shows apart from the long-tail effect. Results (mean and std over seeds) go to a JSON
+file and a markdown table next to it; the test split never feeds back into any setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+BASELINE = {"model.name": "single", "correction.weight": 0.0}
+CONFIGS: dict[str, dict] = {
+    "comic": {},
+    "comic_no_rlc": {"correction.weight": 0.0},
+    "comic_no_ht_factor": {"loss.mfm.w_neg": 0.0, "loss.mfm.class_weight": False},
+    "comic_no_htb": {"model.name": "single"},
+    "bce": {**BASELINE, "loss.name": "bce"},
+    "focal": {**BASELINE, "loss.name": "focal"},
+    "asl": {**BASELINE, "loss.name": "asl"},
+    "db_focal_cas": {**BASELINE, "loss.name": "db_focal", "train.sampler": "class_aware"},
+    "hill": {**BASELINE, "loss.name": "hill"},
+    "splc": {**BASELINE, "loss.name": "splc"},
+    "asl_cas": {**BASELINE, "loss.name": "asl", "train.sampler": "class_aware"},
+    "bce_full": {**BASELINE, "loss.name": "bce"},
+    "asl_full": {**BASELINE, "loss.name": "asl"},
+    "asl_cas_full": {**BASELINE, "loss.name": "asl", "train.sampler": "class_aware"},
+}
+METRICS = ("mAP", "mAP_many", "mAP_medium", "mAP_few")
+
+
+def full_label_copy(data_dir: Path, out: Path) -> Path:
+    """The dataset with every training and validation label observed."""
+    import shutil
+
+    from comic.data.store import read_split, write_split
+
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val", "test"):
+        table = read_split(data_dir, split)
+        write_split(out, table.replace(labels_observed=table.labels_full.copy()))
+    shutil.copy(data_dir / "classes.json", out / "classes.json")
+    return out
+
+
+def run_one(job: tuple[str, int, str, int, str]) -> dict:
+    name, seed, data_dir, epochs, params_path = job
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    from comic.config import load_params, override
+    from comic.data import load_classes
+    from comic.evaluation import test_report
+    from comic.models import build_model
+    from comic.selection import predict_split
+    from comic.training import BEST_FILE, LocalReporter, train
+
+    torch.set_num_threads(1)
+    params = override(load_params(params_path), {**CONFIGS[name], "seed": seed, "train.epochs": epochs})
+    started = time.time()
+    with tempfile.TemporaryDirectory() as folder:
+        reporter = LocalReporter(Path(folder))
+        train(params, data_dir, reporter)
+        weights = torch.load(Path(folder) / "checkpoint" / BEST_FILE, weights_only=True)
+    classes = load_classes(data_dir)
+    model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
+    model.load_state_dict(weights)
+    test = predict_split(model, data_dir, "test", params)
+    report = test_report(
+        test["labels_full"],
+        test["scores"],
+        classes,
+        many=params.metrics.many_threshold,
+        few=params.metrics.few_threshold,
+        decision=params.metrics.decision_threshold,
+    )
+    audit = [
+        {"epoch": row["epoch"], **{k.split("/")[1]: row[k] for k in row if k.startswith("correction/")}}
+        for row in reporter.history
+    ]
+    return {
+        "config": name,
+        "seed": seed,
+        "epochs": epochs,
+        "seconds": round(time.time() - started, 1),
+        "best_epoch": reporter.history[-1]["best/epoch"],
+        "val_mAP": reporter.history[-1]["best/val_mAP"],
+        **{k: report[k] for k in METRICS},
+        "correction_audit": audit,
+        "val_curve": [row["val/mAP"] for row in reporter.history],
+    }
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    rows = []
+    for name in CONFIGS:
+        mine = [r for r in runs if r["config"] == name]
+        if not mine:
+            continue
+        row = {"config": name, "seeds": len(mine)}
+        for key in METRICS:
+            values = [r[key] for r in mine if r[key] is not None and not math.isnan(r[key])]
+            row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "| config | seeds | mAP | many | medium | few |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        cells = " | ".join(f"{row[k][0]:.2f} ± {row[k][1]:.2f}" for k in METRICS)
+        lines.append(f"| {row['config']} | {row['seeds']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/plt")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default="docs/results/accuracy.json")
+    args = parser.parse_args()
+
+    data = Path(args.data).resolve()
+    full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
+    jobs = [
+        (name, seed, str(full if name.endswith("_full") else data), args.epochs, args.params)
+        for seed in args.seeds
+        for name in args.configs
+    ]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs: list[dict] = []
+    command = "PYTHONPATH=. .venv/bin/python scripts/bench_accuracy.py " + " ".join(
+        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
+    )
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for result in pool.map(run_one, jobs):
+            runs.append(result)
+            print(
+                f"{result['config']:>20} seed {result['seed']}: test mAP {result['mAP']:.2f} "
+                f"(few {result['mAP_few']:.2f}), {result['seconds']} s",
+                flush=True,
+            )
+            rows = summarise(runs)
+            out.write_text(json.dumps({"command": command, "summary": rows, "runs": runs}, indent=1) + "\n")
+            out.with_suffix(".md").write_text(markdown(rows, command))
+
+
+if __name__ == "__main__":
+    main()
