@@ -258,6 +258,58 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class SearchDim:
+    """One searched parameter: a distribution over a dotted params key."""
+
+    type: Literal["uniform", "loguniform", "choice"] = param("uniform", "distribution")
+    low: float | None = param(None, "lower bound (uniform, loguniform)")
+    high: float | None = param(None, "upper bound (uniform, loguniform)")
+    values: list[Any] | None = param(None, "the options (choice)")
+
+    def __post_init__(self) -> None:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a `choice` dimension needs a non-empty `values` list")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a `{self.type}` dimension needs low < high, got low={self.low}, high={self.high}")
+        elif self.type == "loguniform" and self.low <= 0:
+            raise ValueError(f"a `loguniform` dimension needs low > 0, got {self.low}")
+
+
+def _default_space() -> dict[str, SearchDim]:
+    return {
+        "correction.tau": SearchDim("uniform", 0.55, 0.9),
+        "loss.mfm.gamma_neg_pn": SearchDim("uniform", 2.0, 5.0),
+        "loss.mfm.gamma_pos_pn": SearchDim("uniform", 0.0, 1.0),
+        "loss.mfm.w_neg": SearchDim("uniform", 0.0, 2.0),
+        "correction.weight": SearchDim("loguniform", 0.05, 1.0),
+        "balance.weight": SearchDim("uniform", 0.0, 2.0),
+        "balance.alpha": SearchDim("uniform", 0.5, 3.0),
+        "train.lr": SearchDim("loguniform", 3e-4, 3e-3),
+    }
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Ray Tune search of COMIC's method parameters on the validation split."""
+
+    num_samples: int = param(4, "trials", *_positive)
+    max_concurrent_trials: int = param(2, "trials run at once", *_positive)
+    epochs: int = param(3, "epochs per trial (ASHA's max_t)", *_positive)
+    grace_period: int = param(1, "epochs before ASHA may stop a trial", *_positive)
+    reduction_factor: int = param(2, "ASHA reduction factor", lambda v: v >= 2, ">= 2")
+    cpus_per_trial: float = param(1.0, "CPUs reserved by each trial", *_positive)
+    workers_per_trial: int = param(
+        0, "0: each trial trains in its own process (cheap); N: a Ray Train DDP run of N workers per trial",
+        *_non_negative,
+    )
+    space: dict[str, SearchDim] = field(
+        default_factory=_default_space,
+        metadata={"help": "dotted params key -> distribution", "check": None, "must": ""},
+    )
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml."""
 
@@ -270,6 +322,7 @@ class Params:
     train: TrainConfig = section(TrainConfig)
     metrics: MetricsConfig = section(MetricsConfig)
     tracking: TrackingConfig = section(TrackingConfig)
+    tune: TuneConfig = section(TuneConfig)
 
     def __post_init__(self) -> None:
         if self.metrics.few_threshold >= self.metrics.many_threshold:
@@ -277,6 +330,8 @@ class Params:
                 "metrics.few_threshold must be below metrics.many_threshold "
                 f"(got {self.metrics.few_threshold} >= {self.metrics.many_threshold})"
             )
+        if self.tune.grace_period > self.tune.epochs:
+            raise ValueError("tune.grace_period must not exceed tune.epochs")
         if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
             raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (method.md section 2)")
 
@@ -286,6 +341,16 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, prefix=key)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{key}: expected a mapping, got {value!r}")
+        _, value_type = typing.get_args(annotation)
+        return {str(k): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
@@ -309,6 +374,8 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key}: expected a number, got {value!r}")
         return float(value)
+    if annotation is typing.Any:
+        return value
     if annotation is str:
         if not isinstance(value, str):
             raise ValueError(f"{key}: expected a string, got {value!r}")
@@ -337,7 +404,10 @@ def from_dict(cls: type, raw: Any, prefix: str = "") -> Any:
         if check is not None and converted is not None and not check(converted):
             raise ValueError(f"{key}: {value!r} is out of range, must be {must}")
         kwargs[name] = converted
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ValueError(f"{prefix}: {err}" if prefix else str(err)) from err
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -55,7 +55,8 @@ class MlflowSink:
     def __init__(self, uri: str, run_id: str):
         from mlflow.tracking import MlflowClient
 
-        self.client, self.run_id = MlflowClient(tracking_uri=uri), run_id
+        self.uri, self.run_id = uri, run_id
+        self.client = MlflowClient(tracking_uri=uri)
 
     def log(self, metrics: dict, step: int) -> None:
         import time

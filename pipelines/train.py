@@ -17,6 +17,7 @@ from comic.ray_train import fit, init_ray, run_name
 from comic.selection import finish_training
 from comic.serving import log_pyfunc
 from comic.tracking import data_version, git_commit, start_run, tracking_uri
+from comic.tune import load_tuned
 
 
 def main() -> None:
@@ -25,10 +26,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="output model file")
     parser.add_argument("--history", required=True, help="output per-epoch history (CSV, DVC plot)")
     parser.add_argument("--storage", required=True, help="Ray Train storage path (local folder or s3://...)")
+    parser.add_argument("--tuned", required=True, help="the tune stage's best_params.yaml (used if train.use_tuned)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args()
 
-    params = load_params(args.params)
+    params = load_tuned(load_params(args.params), args.tuned)
     version = data_version()
     name = run_name(params, version)
     uri = tracking_uri(params.tracking.uri)

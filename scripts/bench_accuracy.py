@@ -56,12 +56,12 @@ def full_label_copy(data_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_one(job: tuple[str, int, str, int, str]) -> dict:
-    name, seed, data_dir, epochs, params_path = job
+def run_one(job: tuple[str, int, str, int, dict]) -> dict:
+    name, seed, data_dir, epochs, base = job
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from comic.config import load_params, override
+    from comic.config import Params, from_dict, override
     from comic.data import load_classes
     from comic.evaluation import test_report
     from comic.models import build_model
@@ -69,7 +69,7 @@ def run_one(job: tuple[str, int, str, int, str]) -> dict:
     from comic.training import BEST_FILE, LocalReporter, train
 
     torch.set_num_threads(1)
-    params = override(load_params(params_path), {**CONFIGS[name], "seed": seed, "train.epochs": epochs})
+    params = override(from_dict(Params, base), {**CONFIGS[name], "seed": seed, "train.epochs": epochs})
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         reporter = LocalReporter(Path(folder))
@@ -142,16 +142,23 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results/accuracy.json")
     args = parser.parse_args()
 
+    from comic.config import load_params, to_dict
+
+    base = to_dict(load_params(args.params))  # read once: edits to params.yaml during the run do not leak in
     data = Path(args.data).resolve()
     full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
-    jobs = [
-        (name, seed, str(full if name.endswith("_full") else data), args.epochs, args.params)
-        for seed in args.seeds
-        for name in args.configs
-    ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    runs: list[dict] = []
+    # Runs already in the output file (same epochs) are kept, not repeated: an interrupted benchmark resumes.
+    runs: list[dict] = json.loads(out.read_text())["runs"] if out.is_file() else []
+    done = {(r["config"], r["seed"]) for r in runs if r["epochs"] == args.epochs}
+    runs = [r for r in runs if (r["config"], r["seed"]) in done]
+    jobs = [
+        (name, seed, str(full if name.endswith("_full") else data), args.epochs, base)
+        for seed in args.seeds
+        for name in args.configs
+        if (name, seed) not in done
+    ]
     command = "PYTHONPATH=. .venv/bin/python scripts/bench_accuracy.py " + " ".join(
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
     )

@@ -1,4 +1,4 @@
-"""`dvc repro` of the whole pipeline (data -> train -> evaluate) on tiny data in a copy of the repo."""
+"""`dvc repro` of the whole pipeline (data -> tune -> train -> evaluate) on tiny data in a copy of the repo."""
 
 import json
 import shutil
@@ -24,6 +24,7 @@ def test_dvc_repro_runs_the_whole_pipeline_and_writes_the_declared_metrics_and_p
     params = yaml.safe_load(params_path.read_text())
     params["train"].update(epochs=2, batch_size=16, num_workers=2)
     params["metrics"].update(many_threshold=40, few_threshold=10)
+    params["tune"].update(num_samples=2, epochs=1, grace_period=1)
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
@@ -32,7 +33,9 @@ def test_dvc_repro_runs_the_whole_pipeline_and_writes_the_declared_metrics_and_p
     subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
 
     out = dvc(repo, "repro")
-    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert all(f"Running stage '{stage}'" in out for stage in ("tune", "train", "evaluate"))
+    assert (repo / "reports" / "tune" / "best_params.yaml").is_file()
+    assert len((repo / "reports" / "tune" / "trials.csv").read_text().splitlines()) == 3
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     assert {"name", "train_count", "group", "ap"} <= set(metrics["per_class"][0])

@@ -1,0 +1,58 @@
+"""DVC stage `tune`: Ray Tune search of the method parameters on the validation split.
+
+    python pipelines/tune.py --data data/plt --best reports/tune/best_params.yaml \
+        --trials reports/tune/trials.csv --storage ray_results
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+
+import ray
+
+from comic.config import flatten, load_params, to_dict
+from comic.tracking import data_version, git_commit, start_run, tracking_uri
+from comic.tune import init_for_search, run_search, write_outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument("--best", required=True, help="output: the best trial's values (YAML, dotted keys)")
+    parser.add_argument("--trials", required=True, help="output: every trial with its values and val mAP (CSV)")
+    parser.add_argument("--storage", required=True, help="Ray Tune storage path (local folder or s3://...)")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    version = data_version()
+    inputs = {k: v for k, v in to_dict(params).items() if k != "tracking"}
+    name = "tune-" + hashlib.sha256(json.dumps([inputs, version], sort_keys=True).encode()).hexdigest()[:12]
+    uri = tracking_uri(params.tracking.uri)
+    tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
+    parent = start_run(uri, params.tracking.experiment, name, flatten(params.tune), tags)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(parent).info.experiment_id
+    init_for_search(params)
+    try:
+        result = run_search(
+            params, args.data, storage_path=args.storage, name=name, mlflow=(uri, parent, experiment_id)
+        )
+    finally:
+        ray.shutdown()
+    write_outputs(result, args.best, args.trials)
+    client.log_metric(parent, "best/val_mAP", result.best_val_map)
+    failed = sum(t["status"] == "error" for t in result.trials)
+    client.log_metric(parent, "trials_failed", failed)
+    print(
+        f"{len(result.trials)} trials ({failed} failed); best val mAP {result.best_val_map:.2f}: {result.best_sample}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
