@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,12 +220,18 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
             if sampler is not None:
                 sampler.set_epoch(epoch)
         data.train.transform.set_random_seed(params.seed * 100_003 + epoch * 1_009 + distributed.rank())
-        steps = [
-            train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=params.train.amp)
-            for batches in _batches(data, batch_size, device)
-        ]
+        started, images = time.perf_counter(), 0
+        steps = []
+        for batches in _batches(data, batch_size, device):
+            steps.append(
+                train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=params.train.amp)
+            )
+            images += sum(len(batch["index"]) for batch in batches.values())
+        throughput = distributed.all_reduce_sum(torch.tensor([images / (time.perf_counter() - started)]))
         scheduler.step()
         metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **_mean_parts(steps)}
+        # Loaded images (both streams for COMIC, data loading included) per second, summed over ranks.
+        metrics["train/images_per_s"] = float(throughput)
         metrics.update({f"correction/{k}": v for k, v in objective.end_epoch().items()})
         val = evaluate(model, data.val, data.val_sampler, data.classes, params, device, batch_size, "labels_observed")
         metrics.update({f"val/{k}": v for k, v in val.items() if k != "per_class"})

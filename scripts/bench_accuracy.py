@@ -19,7 +19,7 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 BASELINE = {"model.name": "single", "correction.weight": 0.0}
@@ -66,7 +66,7 @@ def run_one(job: tuple[str, int, str, int, dict]) -> dict:
     from comic.evaluation import test_report
     from comic.models import build_model
     from comic.selection import predict_split
-    from comic.training import BEST_FILE, LocalReporter, train
+    from comic.training import BEST_FILE, STATE_FILE, LocalReporter, train
 
     torch.set_num_threads(1)
     params = override(from_dict(Params, base), {**CONFIGS[name], "seed": seed, "train.epochs": epochs})
@@ -74,19 +74,24 @@ def run_one(job: tuple[str, int, str, int, dict]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         reporter = LocalReporter(Path(folder))
         train(params, data_dir, reporter)
-        weights = torch.load(Path(folder) / "checkpoint" / BEST_FILE, weights_only=True)
+        best = torch.load(Path(folder) / "checkpoint" / BEST_FILE, weights_only=True)
+        last = torch.load(Path(folder) / "checkpoint" / STATE_FILE, map_location="cpu", weights_only=False)["model"]
     classes = load_classes(data_dir)
-    model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
-    model.load_state_dict(weights)
-    test = predict_split(model, data_dir, "test", params)
-    report = test_report(
-        test["labels_full"],
-        test["scores"],
-        classes,
-        many=params.metrics.many_threshold,
-        few=params.metrics.few_threshold,
-        decision=params.metrics.decision_threshold,
-    )
+
+    def score(weights) -> dict:
+        model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
+        model.load_state_dict(weights)
+        test = predict_split(model, data_dir, "test", params)
+        return test_report(
+            test["labels_full"],
+            test["scores"],
+            classes,
+            many=params.metrics.many_threshold,
+            few=params.metrics.few_threshold,
+            decision=params.metrics.decision_threshold,
+        )
+
+    report, last_report = score(best), score(last)
     audit = [
         {"epoch": row["epoch"], **{k.split("/")[1]: row[k] for k in row if k.startswith("correction/")}}
         for row in reporter.history
@@ -99,6 +104,7 @@ def run_one(job: tuple[str, int, str, int, dict]) -> dict:
         "best_epoch": reporter.history[-1]["best/epoch"],
         "val_mAP": reporter.history[-1]["best/val_mAP"],
         **{k: report[k] for k in METRICS},
+        **{f"last_{k}": last_report[k] for k in METRICS},
         "correction_audit": audit,
         "val_curve": [row["val/mAP"] for row in reporter.history],
     }
@@ -111,7 +117,9 @@ def summarise(runs: list[dict]) -> list[dict]:
         if not mine:
             continue
         row = {"config": name, "seeds": len(mine)}
-        for key in METRICS:
+        for key in (*METRICS, *(f"last_{k}" for k in METRICS)):
+            if not all(key in r for r in mine):
+                continue
             values = [r[key] for r in mine if r[key] is not None and not math.isnan(r[key])]
             row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
         rows.append(row)
@@ -119,14 +127,15 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict], command: str) -> str:
+    keys = (*METRICS, "last_mAP", "last_mAP_few")
     lines = [
         f"Command: `{command}`",
         "",
-        "| config | seeds | mAP | many | medium | few |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| config | seeds | mAP | many | medium | few | mAP, last epoch | few, last epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        cells = " | ".join(f"{row[k][0]:.2f} ± {row[k][1]:.2f}" for k in METRICS)
+        cells = " | ".join(f"{row[k][0]:.2f} ± {row[k][1]:.2f}" if k in row else "-" for k in keys)
         lines.append(f"| {row['config']} | {row['seeds']} | {cells} |")
     return "\n".join(lines) + "\n"
 
@@ -140,11 +149,16 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="docs/results/accuracy.json")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides (YAML values)")
     args = parser.parse_args()
 
-    from comic.config import load_params, to_dict
+    import yaml
 
-    base = to_dict(load_params(args.params))  # read once: edits to params.yaml during the run do not leak in
+    from comic.config import load_params, override, to_dict
+
+    updates = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    # Read once: edits to params.yaml during the run do not leak in.
+    base = to_dict(override(load_params(args.params), updates))
     data = Path(args.data).resolve()
     full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
     out = Path(args.out)
@@ -163,7 +177,8 @@ def main() -> None:
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
     )
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for result in pool.map(run_one, jobs):
+        for future in as_completed([pool.submit(run_one, job) for job in jobs]):
+            result = future.result()
             runs.append(result)
             print(
                 f"{result['config']:>20} seed {result['seed']}: test mAP {result['mAP']:.2f} "
