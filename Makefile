@@ -31,8 +31,8 @@ repro: setup
 	$(BIN)/dvc repro
 
 lint: setup
-	$(BIN)/ruff check comic pipelines tests scripts
-	$(BIN)/ruff format --check comic pipelines tests scripts
+	$(BIN)/ruff check comic pipelines tests scripts infra
+	$(BIN)/ruff format --check comic pipelines tests scripts infra
 
 clean:
 	rm -rf $(VENV)

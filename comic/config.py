@@ -8,6 +8,7 @@ key path (for example `loss.mfm.gamma_neg_pn`), so a typo in `dvc exp run -S ...
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ _non_negative = (lambda v: v >= 0, ">= 0")
 _unit = (lambda v: 0 <= v <= 1, "in [0, 1]")
 _open_unit = (lambda v: 0 < v < 1, "in (0, 1)")
 _grid_range = (lambda v: 1 <= v <= 8, "in [1, 8]")
+_map_points = (lambda v: 0 <= v <= 100, "in [0, 100] (mAP points)")
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -300,12 +302,38 @@ class TuneConfig:
     reduction_factor: int = param(2, "ASHA reduction factor", lambda v: v >= 2, ">= 2")
     cpus_per_trial: float = param(1.0, "CPUs reserved by each trial", *_positive)
     workers_per_trial: int = param(
-        0, "0: each trial trains in its own process (cheap); N: a Ray Train DDP run of N workers per trial",
+        0,
+        "0: each trial trains in its own process (cheap); N: a Ray Train DDP run of N workers per trial",
         *_non_negative,
     )
     space: dict[str, SearchDim] = field(
         default_factory=_default_space,
         metadata={"help": "dotted params key -> distribution", "check": None, "must": ""},
+    )
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    """Model registry (stage register): every trained model becomes a version of `model_name`; the alias
+    `champion` moves to it only when it beats the current champion on the test split (docs/registry.md)."""
+
+    model_name: str = param(
+        "comic",
+        "registered model name; its versions carry the aliases champion and challenger",
+        lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v) is not None,
+        "1-100 letters, digits, `_`, `.` or `-`, starting with a letter or digit",
+    )
+    min_gain: float = param(
+        0.0, "test mAP points the challenger must gain over the champion (0: a tie promotes)", *_map_points
+    )
+    max_group_drop: float = param(
+        1.0, "most test mAP points any shot group (many, medium, few) may lose in a promotion", *_map_points
+    )
+    http_timeout: int = param(
+        5,
+        "seconds per request to an http(s) tracking server; an unreachable server fails within about this",
+        lambda v: 1 <= v <= 600,
+        "in [1, 600]",
     )
 
 
@@ -323,6 +351,7 @@ class Params:
     metrics: MetricsConfig = section(MetricsConfig)
     tracking: TrackingConfig = section(TrackingConfig)
     tune: TuneConfig = section(TuneConfig)
+    register: RegisterConfig = section(RegisterConfig)
 
     def __post_init__(self) -> None:
         if self.metrics.few_threshold >= self.metrics.many_threshold:

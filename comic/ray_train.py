@@ -61,9 +61,14 @@ def train_loop_per_worker(config: dict) -> None:
     train(params, config["data_dir"], RayReporter(crash_once), sink)
 
 
+# The params sections a training run depends on; tracking, tuning and registration settings do not change
+# what is trained, so changing them must not stop a crashed run from resuming.
+TRAINING_SECTIONS = ("seed", "data", "model", "loss", "correction", "balance", "train", "metrics")
+
+
 def run_name(params: Params, data_version: str) -> str:
-    """Same training inputs, same name; where metrics are mirrored (`tracking`) does not count."""
-    inputs = {k: v for k, v in to_dict(params).items() if k != "tracking"}
+    """Same training inputs, same name."""
+    inputs = {k: v for k, v in to_dict(params).items() if k in TRAINING_SECTIONS}
     digest = hashlib.sha256(json.dumps([inputs, data_version], sort_keys=True).encode()).hexdigest()
     return f"comic-{digest[:12]}"
 

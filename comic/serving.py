@@ -15,6 +15,8 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 
+from comic.tracking import mlflow_uri
+
 MODEL_ARTIFACT = "model"
 
 
@@ -72,12 +74,11 @@ def log_pyfunc(uri: str, run_id: str, model_path: str, example_images: list[byte
     import pandas as pd
     from mlflow.models import infer_signature
 
-    mlflow.set_tracking_uri(uri)
     example = pd.DataFrame({"image": [base64.b64encode(b).decode() for b in example_images]})
     probe = ComicModel()
     probe.load_context(type("Context", (), {"artifacts": {MODEL_ARTIFACT: model_path}})())
     signature = infer_signature(example, probe.predict(None, example))
-    with mlflow.start_run(run_id=run_id):
+    with mlflow_uri(uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),

@@ -6,9 +6,15 @@ opens one MLflow run per training run name and passes its id to rank 0, which lo
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import json
 import math
 import os
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +45,26 @@ def tracking_uri(configured: str | None) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{path}"
     return uri
+
+
+@contextlib.contextmanager
+def mlflow_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at `uri` for a block, then put the previous
+    ones back. The fluent API (`start_run`, `pyfunc.load_model("models:/...")`) only reads the global URI,
+    and setting it also exports MLFLOW_TRACKING_URI to every later subprocess."""
+    import mlflow
+
+    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
+    previous_registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous_env)  # None unsets both the global and the variable
+        mlflow.set_registry_uri(previous_registry)
+        if previous_registry is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 def _numeric(metrics: dict) -> dict[str, float]:
@@ -72,6 +98,9 @@ class MlflowSink:
 
 
 def git_commit() -> str:
+    """`COMIC_GIT_COMMIT` wins (a cluster job runs a commit's tree without .git), then HEAD, else 'unknown'."""
+    if os.environ.get("COMIC_GIT_COMMIT"):
+        return os.environ["COMIC_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip()
@@ -118,3 +147,41 @@ def start_run(uri: str, experiment: str, run_name: str, params: dict, tags: dict
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     return run_id
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """`models/run.json`, written by the train stage: the MLflow run and logged pyfunc of the model file
+    (the register stage reads it, and checks the file's hash)."""
+
+    tracking_uri: str
+    run_id: str
+    model_uri: str  # models:/m-<id>, the logged pyfunc
+    model_sha256: str  # of the model file logged with it
+
+    def write(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        os.replace(staging, path)
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunRecord:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: run record not found; the train stage writes it (`dvc repro train`)")
+        raw = json.loads(path.read_text())
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in raw]
+        if missing:
+            raise ValueError(f"{path}: missing keys {missing}; rerun the train stage")
+        return cls(**{name: raw[name] for name in names})
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,7 +1,8 @@
-"""DVC stage `train`: Ray Train DDP training, tracked in MLflow; writes the best model and the history.
+"""DVC stage `train`: Ray Train DDP training, tracked in MLflow; writes the best model, the history and
+the run record (which MLflow run and logged pyfunc the model file is; the register stage reads it).
 
-    python pipelines/train.py --data data/plt --model models/model.pt --history reports/train_history.csv \
-        --storage ray_results
+    python pipelines/train.py --data data/plt --model models/model.pt --run models/run.json \
+        --history reports/train_history.csv --storage ray_results --tuned reports/tune/best_params.yaml
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from comic.data import read_split
 from comic.ray_train import fit, init_ray, run_name
 from comic.selection import finish_training
 from comic.serving import log_pyfunc
-from comic.tracking import data_version, git_commit, start_run, tracking_uri
+from comic.tracking import RunRecord, data_version, file_sha256, git_commit, start_run, tracking_uri
 from comic.tune import load_tuned
 
 
@@ -24,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="dataset folder (classes.json and split files)")
     parser.add_argument("--model", required=True, help="output model file")
+    parser.add_argument("--run", required=True, help="output run record: MLflow run and logged model (JSON)")
     parser.add_argument("--history", required=True, help="output per-epoch history (CSV, DVC plot)")
     parser.add_argument("--storage", required=True, help="Ray Train storage path (local folder or s3://...)")
     parser.add_argument("--tuned", required=True, help="the tune stage's best_params.yaml (used if train.use_tuned)")
@@ -48,8 +50,10 @@ def main() -> None:
     with result.checkpoint.as_directory() as checkpoint_dir:
         summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
     print(f"best epoch {summary['best_epoch']}: val mAP {summary['best_val_map']:.2f}", flush=True)
-    examples = [image for image in read_split(args.data, "val").images[:2] if image is not None]
-    model_uri = log_pyfunc(uri, run_id, args.model, examples) if examples else None
+    val = read_split(args.data, "val")
+    examples = [image or Path(path).read_bytes() for image, path in zip(val.images[:2], val.paths[:2], strict=True)]
+    model_uri = log_pyfunc(uri, run_id, args.model, examples)
+    RunRecord(uri, run_id, model_uri, file_sha256(args.model)).write(args.run)
     print(f"logged the model to MLflow as {model_uri}", flush=True)
 
 

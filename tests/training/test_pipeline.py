@@ -33,7 +33,9 @@ def test_dvc_repro_runs_the_whole_pipeline_and_writes_the_declared_metrics_and_p
     subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
 
     out = dvc(repo, "repro")
-    assert all(f"Running stage '{stage}'" in out for stage in ("tune", "train", "evaluate"))
+    assert all(f"Running stage '{stage}'" in out for stage in ("tune", "train", "evaluate", "register"))
+    registry = json.loads((repo / "reports" / "registry.json").read_text())
+    assert registry["model_uri"] == "models:/comic/1" and registry["alias"] == "champion"
     assert (repo / "reports" / "tune" / "best_params.yaml").is_file()
     assert len((repo / "reports" / "tune" / "trials.csv").read_text().splitlines()) == 3
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())

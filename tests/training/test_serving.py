@@ -1,6 +1,7 @@
 """The model file and its MLflow pyfunc: round trip, prediction schema, no pickled Python objects."""
 
 import base64
+import os
 
 import cv2
 import numpy as np
@@ -45,7 +46,7 @@ def test_a_missing_or_foreign_model_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_the_pyfunc_returns_a_probability_for_every_class_and_stores_no_pickle(model_file, tmp_path):
+def test_the_pyfunc_returns_a_probability_for_every_class_and_stores_no_pickle(model_file, tmp_path, monkeypatch):
     import mlflow
     import pandas as pd
 
@@ -56,7 +57,9 @@ def test_the_pyfunc_returns_a_probability_for_every_class_and_stores_no_pickle(m
     experiment = client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     run_id = client.create_run(experiment).info.run_id
     model_uri = log_pyfunc(uri, run_id, str(model_file), [png(0)])
+    assert "MLFLOW_TRACKING_URI" not in os.environ, "log_pyfunc must not leak its tracking URI"
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     loaded = mlflow.pyfunc.load_model(model_uri)
     request = pd.DataFrame({"image": [base64.b64encode(png(i)).decode() for i in range(3)]})
     out = loaded.predict(request)

@@ -1,0 +1,387 @@
+"""The MLflow model registry: register a trained run's model, gate the `champion` alias, report why.
+
+Every trained model becomes a version of one registered model (params `register.model_name`), tagged at
+creation with its test metrics, the data it was trained and evaluated on and the git commit. The alias
+`champion` moves to the new version only when `decide` says so: at least `min_gain` mAP points above the
+current champion, both evaluated now on the same test split, and no shot group more than `max_group_drop`
+points worse. Otherwise the version gets the alias `challenger` (the latest version that was not
+promoted). The first version becomes champion. See docs/registry.md.
+
+Failure is all-or-nothing for a version: the server is probed and the challenger evaluated before
+anything is written, and the version is created with its tags in one call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from comic.config import MetricsConfig, Params, RegisterConfig, from_dict
+from comic.data.store import atomic_file
+from comic.tracking import RunRecord, file_sha256
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+GROUPS = ("many", "medium", "few")
+SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precision@0.5")
+# Tags every registered version carries (plus one `test/<metric>` tag per evaluated metric).
+VERSION_TAGS = ("run_id", "model_sha256", "git_commit", "dvc_data_version", "eval_dvc_data_version", "gate")
+# Tag `gate`: pending while the version is being gated, then the outcome (failed: the gate raised).
+PENDING, PROMOTED, REJECTED, FAILED = "pending", "promoted", "rejected", "failed"
+STALE_PENDING_S = 600  # a version pending longer than this belongs to a registration that was killed
+ALIAS_ATTEMPTS = 5  # re-reads of a champion that moved while we decided
+
+
+class RegistryError(RuntimeError):
+    """The registry could not be used; the message says why and what to do. Nothing half-written."""
+
+
+# ------------------------------------------------------------------------------------------- gate
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reasons: list[str]
+
+
+def decide(challenger: dict, champion: dict | None, *, min_gain: float, max_group_drop: float) -> Decision:
+    """Promote the challenger iff mAP_challenger >= mAP_champion + min_gain and no shot group loses more
+    than max_group_drop points. Reports are `test_report` summaries (percent; None = no classes/positives).
+    A group missing from either report is not compared. No champion: the first model is promoted."""
+    if champion is None:
+        return Decision(True, ["no champion yet: the first registered model becomes champion"])
+    eps = 1e-9  # the same model evaluated twice must tie, not lose by rounding
+    if challenger.get("mAP") is None or champion.get("mAP") is None:
+        return Decision(False, ["mAP is undefined for the challenger or the champion (no test positives)"])
+    reasons, promote = [], True
+    gain = challenger["mAP"] - champion["mAP"]
+    ok = gain + eps >= min_gain
+    promote &= ok
+    verdict = ">=" if ok else "<"
+    reasons.append(
+        f"mAP {challenger['mAP']:.2f} vs champion {champion['mAP']:.2f}: gain {gain:+.2f} {verdict} "
+        f"min_gain {min_gain:.2f}"
+    )
+    for group in GROUPS:
+        key = f"mAP_{group}"
+        if challenger.get(key) is None or champion.get(key) is None:
+            reasons.append(f"{key}: not compared (no classes with test positives in this group)")
+            continue
+        drop = champion[key] - challenger[key]
+        ok = drop <= max_group_drop + eps
+        promote &= ok
+        verdict = "<=" if ok else ">"
+        reasons.append(
+            f"{key} {challenger[key]:.2f} vs champion {champion[key]:.2f}: drop {drop:.2f} {verdict} "
+            f"max_group_drop {max_group_drop:.2f}"
+        )
+    return Decision(bool(promote), reasons)
+
+
+# ------------------------------------------------------------------------------------ the server
+def _is_http(uri: str) -> bool:
+    return urllib.parse.urlparse(uri).scheme in ("http", "https")
+
+
+def display_uri(uri: str) -> str:
+    """The URI without user:password (it goes into reports and messages)."""
+    parts = urllib.parse.urlparse(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
+
+
+_env_lock, _env_depth, _env_ours = threading.Lock(), [0], set()
+
+
+@contextlib.contextmanager
+def http_limits(timeout: int) -> Iterator[None]:
+    """Short MLflow HTTP timeouts and few retries while registering (MLflow's defaults: 120 s and 7
+    retries with backoff, minutes against a dead server). MLflow reads these at every request; the
+    variables a user set are kept. Nested and concurrent uses share one setting (reference-counted)."""
+    limits = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",  # transient 5xx of a busy server; the probe fails fast
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    with _env_lock:
+        if _env_depth[0] == 0:
+            for key, value in limits.items():
+                if key not in os.environ:
+                    _env_ours.add(key)
+                    os.environ[key] = value
+        _env_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _env_lock:
+            _env_depth[0] -= 1
+            if _env_depth[0] == 0:
+                for key in _env_ours:
+                    os.environ.pop(key, None)
+                _env_ours.clear()
+
+
+def check_reachable(uri: str, timeout: float) -> None:
+    """Raise RegistryError within `timeout` seconds if an http(s) tracking server does not answer /health."""
+    if not _is_http(uri):
+        return
+    import requests
+
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as err:
+        raise RegistryError(
+            f"cannot reach the MLflow tracking server at {display_uri(uri)} ({type(err).__name__}: {err}). "
+            "Start it (`mlflow server ...`) or point MLFLOW_TRACKING_URI / params tracking.uri at a running "
+            "one, then run the stage again. Nothing was registered."
+        ) from err
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def evaluate_model_file(path: str | Path, data_dir: str | Path, metrics: MetricsConfig) -> dict:
+    """Test-split summary (`SUMMARY_KEYS`, percent) of a model file, with the shot groups of `data_dir`.
+    Raises ValueError if the model predicts other classes than the dataset has."""
+    from comic.data import load_classes
+    from comic.evaluation import test_report
+    from comic.export import load_model_file
+    from comic.selection import predict_split
+
+    model, bundle = load_model_file(path)
+    classes = load_classes(data_dir)
+    if list(bundle["classes"]["names"]) != list(classes["names"]):
+        raise ValueError(
+            f"{path}: the model predicts {len(bundle['classes']['names'])} classes that differ from the "
+            f"{len(classes['names'])} classes of {data_dir}; it cannot be evaluated on this test split"
+        )
+    test = predict_split(model, data_dir, "test", from_dict(Params, bundle["params"]))
+    report = test_report(
+        test["labels_full"],
+        test["scores"],
+        classes,
+        many=metrics.many_threshold,
+        few=metrics.few_threshold,
+        decision=metrics.decision_threshold,
+    )
+    return {key: report[key] for key in SUMMARY_KEYS}
+
+
+def _metric_tags(summary: dict) -> dict[str, str]:
+    return {
+        f"test/{key.replace('@', '_at_')}": f"{value:.4f}"
+        for key, value in summary.items()
+        if value is not None and not (isinstance(value, float) and math.isnan(value))
+    }
+
+
+# ----------------------------------------------------------------------------------- registering
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, description="COMIC models; aliases champion and challenger")
+    except MlflowException:
+        client.get_registered_model(name)  # created concurrently: fine; any other error raises here
+
+
+def _logged_model(client, record: RunRecord, uri: str) -> tuple[str, str]:
+    """(model id, artifact location) of the run's logged pyfunc; RegistryError if the store lacks it."""
+    from mlflow.exceptions import MlflowException
+
+    model_id = record.model_uri.removeprefix("models:/")
+    try:
+        model = client.get_logged_model(model_id)
+    except MlflowException as err:
+        raise RegistryError(
+            f"logged model {record.model_uri} (run {record.run_id}) is not in {display_uri(uri)}; rerun the "
+            f"train stage ({err})"
+        ) from err
+    return model_id, model.artifact_location
+
+
+def _find_or_create_version(client, name: str, record: RunRecord, model: tuple[str, str], tags: dict[str, str]):
+    """The version of this logged model (a rerun of the stage reuses it), else a new one with its tags.
+    The source is the logged model's artifact location: given `models:/m-...`, MLflow's SQL registry
+    store looks the model up through the process-wide tracking URI instead of this client's."""
+    model_id, location = model
+    for version in client.search_model_versions(f"name='{name}' and run_id='{record.run_id}'"):
+        if version.source == location:
+            return version, False
+    version = client.create_model_version(name, source=location, run_id=record.run_id, tags=tags, model_id=model_id)
+    return version, True
+
+
+def _download_model_file(client, uri: str, name: str, version: str | int, dst: str) -> Path:
+    """The comic model file inside a registered pyfunc version (only it and MLmodel are downloaded)."""
+    import mlflow
+    import yaml
+
+    from comic.serving import MODEL_ARTIFACT
+
+    root = client.get_model_version_download_uri(name, str(version)).rstrip("/")
+    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/MLmodel", dst_path=dst, tracking_uri=uri)
+    flavor = (yaml.safe_load(Path(mlmodel).read_text()) or {}).get("flavors", {}).get("python_function", {})
+    artifact = (flavor.get("artifacts") or {}).get(MODEL_ARTIFACT, {}).get("path")
+    if artifact is None:
+        raise RegistryError(f"version {version} of {name} is not a comic pyfunc (no `{MODEL_ARTIFACT}` artifact)")
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{artifact}", dst_path=dst, tracking_uri=uri))
+
+
+def _aliases(client, name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+def register(
+    record: RunRecord,
+    *,
+    model_path: str | Path,
+    data_dir: str | Path,
+    uri: str,
+    config: RegisterConfig,
+    metrics: MetricsConfig,
+    eval_data_version: str,
+    git_commit: str,
+) -> dict:
+    """Register `record`'s model, gate the champion alias, and return the report (reports/registry.json)."""
+    name = config.model_name
+    with http_limits(config.http_timeout):
+        check_reachable(uri, config.http_timeout)
+        sha = file_sha256(model_path)
+        if sha != record.model_sha256:
+            raise RegistryError(
+                f"{model_path} differs from the model the train stage logged to run {record.run_id} "
+                "(sha256 mismatch); rerun the train stage (`dvc repro train`)"
+            )
+        client = _client(uri)
+        run = _get_run(client, record, uri)
+        model = _logged_model(client, record, uri)
+        challenger = evaluate_model_file(model_path, data_dir, metrics)  # before anything is written
+        tags = {
+            "run_id": record.run_id,
+            "model_sha256": sha,
+            "git_commit": run.data.tags.get("git_commit", git_commit),
+            "dvc_data_version": run.data.tags.get("dvc_data_version", "unknown"),  # what it was trained on
+            "eval_dvc_data_version": eval_data_version,  # the test split of this evaluation
+            "gate": PENDING,
+            **_metric_tags(challenger),
+        }
+        _ensure_registered_model(client, name)
+        version, created = _find_or_create_version(client, name, record, model, tags)
+        mine = str(version.version)
+        try:
+            _wait_for_earlier_gates(client, name, int(mine))
+            with tempfile.TemporaryDirectory(prefix="comic-registry-") as scratch:
+                outcome = _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratch)
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: later registrations need not wait for us
+                client.set_model_version_tag(name, mine, "gate", FAILED)
+            raise
+        tags["gate"] = PROMOTED if outcome["promoted"] or outcome["already_champion"] else REJECTED
+        client.set_model_version_tag(name, mine, "gate", tags["gate"])
+    return {
+        "registered_model": name,
+        "version": int(mine),
+        "model_uri": f"models:/{name}/{mine}",
+        "new_version": created,
+        "alias": CHAMPION if outcome["promoted"] or outcome["already_champion"] else CHALLENGER,
+        **outcome,
+        "challenger_metrics": challenger,
+        "gate": {"min_gain": config.min_gain, "max_group_drop": config.max_group_drop},
+        "run_id": record.run_id,
+        "source": record.model_uri,
+        "tags": tags,
+        "tracking_uri": display_uri(uri),
+        "test_split": {"data": str(data_dir), "dvc_data_version": eval_data_version},
+    }
+
+
+def _get_run(client, record: RunRecord, uri: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(record.run_id)
+    except MlflowException as err:
+        raise RegistryError(
+            f"run {record.run_id} is not in the tracking store {display_uri(uri)} (the train stage logged it to "
+            f"{display_uri(record.tracking_uri)}); set MLFLOW_TRACKING_URI to that store or retrain ({err})"
+        ) from err
+
+
+def _wait_for_earlier_gates(client, name: str, mine: int, poll_s: float = 0.5) -> None:
+    """Gates run in version order: MLflow numbers versions atomically, so a registration waits while a
+    lower version is still pending (unless it is older than STALE_PENDING_S: its registration was killed).
+    Two racing registrations therefore compare in turn instead of both against the same old champion."""
+    while True:
+        now_ms = time.time() * 1000
+        pending = [
+            v.version
+            for v in client.search_model_versions(f"name='{name}' and tags.gate = '{PENDING}'")
+            if int(v.version) < mine and now_ms - v.creation_timestamp < STALE_PENDING_S * 1000
+        ]
+        if not pending:
+            return
+        time.sleep(poll_s)
+
+
+def _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratch) -> dict:
+    """Compare with the current champion and move the aliases. MLflow has no compare-and-set on aliases,
+    so besides the version order above: re-read the champion right before setting it and verify after;
+    if it moved meanwhile (a registration that did not wait, e.g. a stale one), decide again."""
+    champion_metrics: dict[str, dict] = {}  # version -> summary, each evaluated once
+    for _ in range(ALIAS_ATTEMPTS):
+        current = _aliases(client, name).get(CHAMPION)
+        if current == mine:
+            return _outcome(False, True, None, None, ["this version is already the champion"])
+        if current is not None and current not in champion_metrics:
+            path = _download_model_file(client, uri, name, current, os.path.join(scratch, current))
+            try:
+                champion_metrics[current] = evaluate_model_file(path, data_dir, metrics)
+            except ValueError as err:
+                reason = f"champion version {current} cannot be evaluated on this test split ({err})"
+                client.set_registered_model_alias(name, CHALLENGER, mine)
+                return _outcome(False, False, current, None, [reason, "move the champion alias by hand"])
+        before = champion_metrics.get(current) if current is not None else None
+        decision = decide(challenger, before, min_gain=config.min_gain, max_group_drop=config.max_group_drop)
+        if not decision.promote:
+            client.set_registered_model_alias(name, CHALLENGER, mine)
+            return _outcome(False, False, current, before, decision.reasons)
+        if _aliases(client, name).get(CHAMPION) != current:
+            continue  # moved while we evaluated
+        client.set_registered_model_alias(name, CHAMPION, mine)
+        aliases = _aliases(client, name)
+        if aliases.get(CHAMPION) == mine:
+            if aliases.get(CHALLENGER) == mine:  # promoted on a rerun with another gate
+                client.delete_registered_model_alias(name, CHALLENGER)
+            return _outcome(True, False, current, before, decision.reasons)
+    raise RegistryError(
+        f"the champion alias of {name} kept moving during {ALIAS_ATTEMPTS} attempts (concurrent registrations); "
+        f"version {mine} is registered with its tags but has no alias: run the stage again"
+    )
+
+
+def _outcome(promoted: bool, already: bool, before: str | None, before_metrics, reasons: list[str]) -> dict:
+    return {
+        "promoted": promoted,
+        "already_champion": already,
+        "previous_champion": None if before is None else {"version": int(before), "metrics": before_metrics},
+        "reasons": reasons,
+    }
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,101 @@
+"""Entry point of a cluster job: fetch the commit's data version, then run pipeline stages on the cluster.
+
+    python infra/cluster_job.py train register          # what infra/k8s/rayjob.yaml and submit-job.sh run
+    python infra/cluster_job.py tune train register
+
+It runs in the job's working dir (the submitted commit, without .git) on the Ray head node, with RAY_ADDRESS
+set by Ray. Each stage runs its `cmd` from dvc.yaml, so the cluster runs exactly what `dvc repro` runs,
+with two paths swapped for shared ones (every node must see them):
+  --storage  -> $COMIC_STORAGE_PATH (required): Ray Train/Tune checkpoints, s3://... or a shared volume
+  --data     -> $COMIC_DATA_ROOT/<md5 of data/plt in dvc.lock> when COMIC_DATA_ROOT is set (a volume that
+                every node mounts); unset, workers read the job's own copy (one machine only)
+Other settings come from the environment: MLFLOW_TRACKING_URI (the shared server), DVC_REMOTE_URL and
+DVC_REMOTE_ENDPOINT (infra/dvc-remote.sh), COMIC_GIT_COMMIT (the commit, tagged on MLflow runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+DATA = "data/plt"  # the dataset every training stage reads (the output of stage drop_labels)
+STAGES = ("tune", "train", "register")
+SHARED_ARGS = ("--storage", "--data")
+
+
+def stage_command(dvc_yaml: dict, stage: str, *, storage: str, data: str) -> list[str]:
+    """The stage's dvc.yaml `cmd` as argv, with --storage and --data (where it has them) set to shared paths."""
+    if stage not in dvc_yaml.get("stages", {}):
+        raise SystemExit(f"dvc.yaml has no stage {stage!r}; stages: {sorted(dvc_yaml.get('stages', {}))}")
+    argv = shlex.split(dvc_yaml["stages"][stage]["cmd"])
+    swaps = {"--storage": storage, "--data": data}
+    for i, arg in enumerate(argv[:-1]):
+        if arg in swaps:
+            if arg == "--data" and argv[i + 1] != DATA:
+                raise SystemExit(f"stage {stage} reads {argv[i + 1]}, not {DATA}: extend cluster_job.DATA")
+            argv[i + 1] = swaps[arg]
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    return argv
+
+
+def data_md5(lock_path: Path = Path("dvc.lock")) -> str:
+    """The md5 that dvc.lock pins for data/plt: the data version this commit trains on."""
+    lock = yaml.safe_load(lock_path.read_text()) or {}
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == DATA:
+                return out["md5"]
+    raise SystemExit(f"dvc.lock pins no {DATA}: run `dvc repro drop_labels` and `infra/dvc-remote.sh push`")
+
+
+def share_data(local: Path, root: str, md5: str) -> Path:
+    """Copy the pulled dataset to <root>/<md5> once (atomic rename); later jobs of the same version reuse it."""
+    target = Path(root) / md5.removesuffix(".dir")
+    if not target.is_dir():
+        staging = Path(root) / f".{target.name}.{os.getpid()}.tmp"
+        shutil.copytree(local, staging)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another job shared the same version first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def run(argv: list[str]) -> None:
+    print(f"[cluster_job] {time.strftime('%H:%M:%S')} $ {shlex.join(argv)}", flush=True)
+    done = subprocess.run(argv)
+    if done.returncode:
+        raise SystemExit(f"[cluster_job] failed ({done.returncode}): {shlex.join(argv)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stages", nargs="+", choices=STAGES, help="stages to run, in order")
+    args = parser.parse_args()
+    storage = os.environ.get("COMIC_STORAGE_PATH")
+    if not storage:
+        raise SystemExit("COMIC_STORAGE_PATH is not set: multi-node Ray needs s3://... or a shared volume path")
+
+    run(["bash", str(Path(__file__).with_name("dvc-remote.sh")), "pull"])
+    md5 = data_md5()
+    data = Path(DATA).resolve()
+    if os.environ.get("COMIC_DATA_ROOT"):
+        data = share_data(data, os.environ["COMIC_DATA_ROOT"], md5)
+    print(f"[cluster_job] data version {md5} at {data}", flush=True)
+
+    dvc_yaml = yaml.safe_load(Path("dvc.yaml").read_text())
+    for stage in args.stages:
+        run(stage_command(dvc_yaml, stage, storage=storage, data=str(data)))
+
+
+if __name__ == "__main__":
+    main()

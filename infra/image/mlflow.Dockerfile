@@ -1,0 +1,15 @@
+# The MLflow tracking server image (compose and Kubernetes): mlflow, the PostgreSQL driver and boto3 for the
+# S3 artifact store, at the versions pinned in pyproject.toml.
+#   DOCKER_BUILDKIT=1 docker build -f infra/image/mlflow.Dockerfile -t "$MLFLOW_IMAGE" . && docker push "$MLFLOW_IMAGE"
+FROM python:3.11-slim
+
+WORKDIR /opt/mlflow
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+pins = p['dependencies'] + p['optional-dependencies']['cluster']; \
+print('\n'.join(d for d in pins if d.split('[')[0].split('=')[0] in ('mlflow', 'psycopg', 'boto3')))" > requirements.txt \
+    && pip install --no-cache-dir -r requirements.txt
+ENV MLFLOW_DISABLE_TELEMETRY=true
+EXPOSE 5000
+USER nobody
+ENTRYPOINT ["mlflow", "server"]
