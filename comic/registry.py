@@ -91,7 +91,11 @@ def _is_http(uri: str) -> bool:
 
 
 def display_uri(uri: str) -> str:
-    """The URI without user:password (it goes into reports and messages)."""
+    """The URI without user:password, and a SQLite store under the working directory as a relative path
+    (it goes into committed reports and into messages)."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.relative_to(Path.cwd())}" if path.is_relative_to(Path.cwd()) else uri
     parts = urllib.parse.urlparse(uri)
     if parts.password is None and parts.username is None:
         return uri
