@@ -28,6 +28,26 @@ def test_report(labels_nc, scores_nc, classes: dict, *, many: int, few: int, dec
     return {k: _finite(v) if not isinstance(v, list) else v for k, v in report.items()}
 
 
+def score_model_file(path, data_dir, *, many: int, few: int, decision: float) -> tuple[dict, dict]:
+    """`(test_report, predictions)` of a model file on `data_dir`'s test split, scored against the full
+    labels with the dataset's own class statistics. Raises ValueError if the model predicts other classes."""
+    from comic.config import Params, from_dict
+    from comic.data import load_classes
+    from comic.export import load_model_file
+    from comic.selection import predict_split
+
+    model, bundle = load_model_file(path)
+    classes = load_classes(data_dir)
+    if list(bundle["classes"]["names"]) != list(classes["names"]):
+        raise ValueError(
+            f"{path}: the model predicts {len(bundle['classes']['names'])} classes that differ from the "
+            f"{len(classes['names'])} classes of {data_dir}; it cannot be evaluated on this test split"
+        )
+    test = predict_split(model, data_dir, "test", from_dict(Params, bundle["params"]))
+    report = test_report(test["labels_full"], test["scores"], classes, many=many, few=few, decision=decision)
+    return report, test
+
+
 def precision_recall_rows(labels_nc, scores_nc, groups_c, points: int = 50) -> list[dict]:
     """Micro precision-recall per shot group at `points` thresholds (DVC plot data)."""
     rows = []

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from comic.config import MetricsConfig, Params, RegisterConfig, from_dict
+from comic.config import MetricsConfig, RegisterConfig
 from comic.data.store import atomic_file
 from comic.tracking import RunRecord, file_sha256
 
@@ -154,26 +154,10 @@ def check_reachable(uri: str, timeout: float) -> None:
 def evaluate_model_file(path: str | Path, data_dir: str | Path, metrics: MetricsConfig) -> dict:
     """Test-split summary (`SUMMARY_KEYS`, percent) of a model file, with the shot groups of `data_dir`.
     Raises ValueError if the model predicts other classes than the dataset has."""
-    from comic.data import load_classes
-    from comic.evaluation import test_report
-    from comic.export import load_model_file
-    from comic.selection import predict_split
+    from comic.evaluation import score_model_file
 
-    model, bundle = load_model_file(path)
-    classes = load_classes(data_dir)
-    if list(bundle["classes"]["names"]) != list(classes["names"]):
-        raise ValueError(
-            f"{path}: the model predicts {len(bundle['classes']['names'])} classes that differ from the "
-            f"{len(classes['names'])} classes of {data_dir}; it cannot be evaluated on this test split"
-        )
-    test = predict_split(model, data_dir, "test", from_dict(Params, bundle["params"]))
-    report = test_report(
-        test["labels_full"],
-        test["scores"],
-        classes,
-        many=metrics.many_threshold,
-        few=metrics.few_threshold,
-        decision=metrics.decision_threshold,
+    report, _ = score_model_file(
+        path, data_dir, many=metrics.many_threshold, few=metrics.few_threshold, decision=metrics.decision_threshold
     )
     return {key: report[key] for key in SUMMARY_KEYS}
 

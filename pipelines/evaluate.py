@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from comic.config import Params, from_dict, load_params
-from comic.evaluation import test_report, write_reports
-from comic.export import load_model_file
-from comic.selection import predict_split
+from comic.config import load_params
+from comic.data import load_classes
+from comic.evaluation import score_model_file, write_reports
 
 
 def main() -> None:
@@ -24,17 +23,14 @@ def main() -> None:
     args = parser.parse_args()
 
     metrics = load_params(args.params).metrics
-    model, bundle = load_model_file(args.model)
-    test = predict_split(model, args.data, "test", from_dict(Params, bundle["params"]))
-    classes = bundle["classes"]
-    report = test_report(
-        test["labels_full"],
-        test["scores"],
-        classes,
+    report, test = score_model_file(
+        args.model,
+        args.data,
         many=metrics.many_threshold,
         few=metrics.few_threshold,
         decision=metrics.decision_threshold,
     )
+    classes = load_classes(args.data)
     write_reports(
         report,
         test["labels_full"],
