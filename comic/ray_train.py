@@ -66,11 +66,11 @@ def train_loop_per_worker(config: dict) -> None:
 TRAINING_SECTIONS = ("seed", "data", "model", "loss", "correction", "balance", "train", "metrics")
 
 
-def run_name(params: Params, data_version: str) -> str:
-    """Same training inputs, same name."""
-    inputs = {k: v for k, v in to_dict(params).items() if k in TRAINING_SECTIONS}
+def run_name(params: Params, data_version: str, prefix: str = "comic", extra: tuple[str, ...] = ()) -> str:
+    """Same inputs, same name: the training sections (plus `extra`, e.g. `tune` for a search) and the data."""
+    inputs = {k: v for k, v in to_dict(params).items() if k in TRAINING_SECTIONS + extra}
     digest = hashlib.sha256(json.dumps([inputs, data_version], sort_keys=True).encode()).hexdigest()
-    return f"comic-{digest[:12]}"
+    return f"{prefix}-{digest[:12]}"
 
 
 def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:

@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 
 import ray
 
-from comic.config import flatten, load_params, to_dict
+from comic.config import flatten, load_params
+from comic.ray_train import run_name
 from comic.tracking import data_version, git_commit, start_run, tracking_uri
 from comic.tune import init_for_search, run_search, write_outputs
 
@@ -28,8 +27,7 @@ def main() -> None:
 
     params = load_params(args.params)
     version = data_version()
-    inputs = {k: v for k, v in to_dict(params).items() if k != "tracking"}
-    name = "tune-" + hashlib.sha256(json.dumps([inputs, version], sort_keys=True).encode()).hexdigest()[:12]
+    name = run_name(params, version, prefix="tune", extra=("tune",))
     uri = tracking_uri(params.tracking.uri)
     tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
     parent = start_run(uri, params.tracking.experiment, name, flatten(params.tune), tags)

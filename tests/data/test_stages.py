@@ -51,20 +51,30 @@ def dvc(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_dvc_repro_twice_is_a_no_op_and_exp_run_overrides_the_missing_rate(tmp_path):
-    repo = tmp_path / "repo"
+def scratch_repo(root: Path, **params_updates: dict) -> Path:
+    """A committed git + DVC repo in `root/repo` with the project's code, dvc.yaml and tiny params;
+    `params_updates` maps a params section to the keys to change in it."""
+    repo = root / "repo"
     for path in ("comic", "pipelines"):
         shutil.copytree(REPO / path, repo / path, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
-    write_params(repo)
+    params_path = write_params(repo)
+    params = yaml.safe_load(params_path.read_text())
+    for section, updates in params_updates.items():
+        params[section].update(updates)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     dvc(repo, "init", "-q")
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "data stages"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "scratch"], cwd=repo, check=True)
+    return repo
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_dvc_repro_twice_is_a_no_op_and_exp_run_overrides_the_missing_rate(tmp_path):
+    repo = scratch_repo(tmp_path)
     first = dvc(repo, "repro", "drop_labels")
     assert "Running stage 'build_data'" in first and "Running stage 'drop_labels'" in first
     assert "Data and pipelines are up to date" in dvc(repo, "repro", "drop_labels")

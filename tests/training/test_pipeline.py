@@ -1,14 +1,10 @@
 """`dvc repro` of the whole pipeline (data -> tune -> train -> evaluate) on tiny data in a copy of the repo."""
 
 import json
-import shutil
-import subprocess
 
 import pytest
-import yaml
 
-from tests.data.conftest import REPO, write_params
-from tests.data.test_stages import dvc
+from tests.data.test_stages import dvc, scratch_repo
 
 METRIC_KEYS = {"mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precision@0.5", "per_class"}
 
@@ -16,21 +12,12 @@ METRIC_KEYS = {"mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precis
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_dvc_repro_runs_the_whole_pipeline_and_writes_the_declared_metrics_and_plots(tmp_path):
-    repo = tmp_path / "repo"
-    for path in ("comic", "pipelines"):
-        shutil.copytree(REPO / path, repo / path, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
-    params_path = write_params(repo)
-    params = yaml.safe_load(params_path.read_text())
-    params["train"].update(epochs=2, batch_size=16, num_workers=2)
-    params["metrics"].update(many_threshold=40, few_threshold=10)
-    params["tune"].update(num_samples=2, epochs=1, grace_period=1)
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    dvc(repo, "init", "-q")
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "pipeline"], cwd=repo, check=True)
+    repo = scratch_repo(
+        tmp_path,
+        train={"epochs": 2, "batch_size": 16, "num_workers": 2},
+        metrics={"many_threshold": 40, "few_threshold": 10},
+        tune={"num_samples": 2, "epochs": 1, "grace_period": 1},
+    )
 
     out = dvc(repo, "repro")
     assert all(f"Running stage '{stage}'" in out for stage in ("tune", "train", "evaluate", "register"))
