@@ -51,8 +51,20 @@ class RayReporter:
                 os._exit(1)
 
 
+def use_assigned_cpus() -> int:
+    """Give torch one thread per CPU that Ray assigned to this worker (at least one) and return it.
+
+    A worker inherits the driver's environment: an `OMP_NUM_THREADS=2` exported by the user's shell made
+    each of two 1-CPU workers run two threads on a 2-core machine, 4x slower (docs/training.md)."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    threads = max(1, int(cpus))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    return threads
+
+
 def train_loop_per_worker(config: dict) -> None:
     """What each Ray worker runs: rebuild the params, then call the library."""
+    use_assigned_cpus()
     params = from_dict(Params, config["params"])
     sink = None
     if config.get("mlflow_run_id") and ray.train.get_context().get_world_rank() == 0:

@@ -38,3 +38,23 @@ def test_a_worker_killed_mid_run_is_restarted_from_the_last_checkpoint_and_the_r
     assert [row["epoch"] for row in state["progress"]["history"]] == [0, 1, 2]
     resumed_at = state["progress"]["resumed_at"]
     assert resumed_at and resumed_at[0] >= 1, "the restarted workers must resume from a checkpoint"
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_uses_one_thread_per_assigned_cpu_whatever_the_driver_exported(monkeypatch):
+    from comic.ray_train import init_ray, use_assigned_cpus
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # exported by the user's shell; inherited by Ray's workers
+    init_ray(num_cpus=2)
+    try:
+
+        @ray.remote(num_cpus=1)
+        def threads() -> tuple[str, int, str]:
+            import os
+
+            inherited = os.environ["OMP_NUM_THREADS"]
+            return inherited, use_assigned_cpus(), os.environ["OMP_NUM_THREADS"]
+
+        assert ray.get(threads.remote()) == ("2", 1, "1")
+    finally:
+        ray.shutdown()
