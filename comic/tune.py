@@ -58,12 +58,12 @@ class TuneReporter:
         tune.report(metrics, checkpoint=checkpoint)
 
 
-def _child_run(config: dict, sample: dict) -> MlflowSink | None:
-    if not config.get("mlflow"):
+def _child_run(setup: dict, sample: dict) -> MlflowSink | None:
+    if not setup.get("mlflow"):
         return None
     from mlflow.tracking import MlflowClient
 
-    uri, parent_id, experiment_id = config["mlflow"]
+    uri, parent_id, experiment_id = setup["mlflow"]
     client = MlflowClient(tracking_uri=uri)
     trial = tune.get_context().get_trial_name()
     run = client.create_run(experiment_id, run_name=trial, tags={"mlflow.parentRunId": parent_id})
@@ -72,44 +72,46 @@ def _child_run(config: dict, sample: dict) -> MlflowSink | None:
     return MlflowSink(uri, run.info.run_id)
 
 
-def trainable(config: dict) -> None:
-    """One trial. `config`: base params, the sampled `sample`, data folder, epochs, MLflow ids."""
+def trainable(config: dict, setup: dict) -> None:
+    """One trial. `config["sample"]`: the sampled values (all Tune shows and stores per trial); `setup`:
+    what every trial shares (base params, data folder, epochs, resources, MLflow ids), passed once
+    through `tune.with_parameters`."""
     sample = dict(config["sample"])
     trial_index = int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
-    if trial_index in (config.get("fail_trials") or ()):  # fault injection for tests and drills
+    if trial_index in (setup.get("fail_trials") or ()):  # fault injection for tests and drills
         raise RuntimeError(f"injected failure of trial {trial_index} ({sample})")
-    params = trial_params(config["base"], sample, config["epochs"])
-    sink = _child_run(config, sample)
-    if config["workers_per_trial"] == 0:
-        torch_threads = max(1, int(config.get("cpus_per_trial", 1)))
+    params = trial_params(setup["base"], sample, setup["epochs"])
+    sink = _child_run(setup, sample)
+    if setup["workers_per_trial"] == 0:
+        torch_threads = max(1, int(setup.get("cpus_per_trial", 1)))
         os.environ["OMP_NUM_THREADS"] = str(torch_threads)
-        train(params, config["data_dir"], TuneReporter(), sink)
+        train(params, setup["data_dir"], TuneReporter(), sink)
         return
-    _train_distributed(params, config, sink)
+    _train_distributed(params, setup, sink)
 
 
-def _train_distributed(params: Params, config: dict, sink) -> None:
+def _train_distributed(params: Params, setup: dict, sink) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from comic.ray_train import train_loop_per_worker
 
-    workers = config["workers_per_trial"]
+    workers = setup["workers_per_trial"]
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "params": to_dict(params),
-            "data_dir": config["data_dir"],
+            "data_dir": setup["data_dir"],
             "mlflow_uri": sink and sink.uri,
             "mlflow_run_id": sink and sink.run_id,
         },
         scaling_config=ScalingConfig(
-            num_workers=workers, use_gpu=params.train.use_gpu, resources_per_worker={"CPU": config["cpus_per_worker"]}
+            num_workers=workers, use_gpu=params.train.use_gpu, resources_per_worker={"CPU": setup["cpus_per_worker"]}
         ),
         run_config=RunConfig(
             name=f"{tune.get_context().get_trial_name()}-train",
-            storage_path=config["storage_path"],
+            storage_path=setup["storage_path"],
             callbacks=[TuneReportCallback()],
         ),
     )
@@ -138,9 +140,8 @@ def run_search(
     distributed = settings.workers_per_trial > 0
     # A distributed trial holds a sliver of a CPU and its Ray Train workers hold the rest (stack.md).
     resources = {"cpu": 0.1} if distributed else {"cpu": settings.cpus_per_trial}
-    param_space = {
+    setup = {
         "base": to_dict(params),
-        "sample": search_space(settings.space),
         "data_dir": str(Path(data_dir).resolve()),
         "epochs": settings.epochs,
         "workers_per_trial": settings.workers_per_trial,
@@ -157,8 +158,8 @@ def run_search(
         reduction_factor=settings.reduction_factor,
     )
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
-        param_space=param_space,
+        tune.with_resources(tune.with_parameters(trainable, setup=setup), resources),
+        param_space={"sample": search_space(settings.space)},
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
