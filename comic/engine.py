@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from comic.config import Params
-from comic.distributed import all_reduce_mean, all_reduce_sum
+from comic.distributed import all_reduce_mean, all_reduce_mean_each, all_reduce_sum
 from comic.losses import SPLC, LabelCorrector, build_loss, distillation_weights, htb_distillation
 from comic.metrics import CorrectionAudit
 from comic.models import HTBModel
@@ -38,11 +38,11 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return contextlib.nullcontext()
 
 
-def correction_loss(loss_fn: nn.Module, logits_bc: Tensor, corrected_bc: Tensor) -> Tensor:
+def correction_loss(loss_fn: nn.Module, logits_bc: Tensor, corrected_bc: Tensor, positives_per_rank: Tensor) -> Tensor:
     """L_rlc: the loss against the corrected labels, normalised by batch size over their positives.
-    The positives are counted over all ranks, so that DDP's gradient average gives the global value."""
-    positives_per_rank = all_reduce_mean(corrected_bc.sum().detach().clone()).clamp(min=1)
-    return loss_fn(logits_bc, corrected_bc) * logits_bc.shape[0] / positives_per_rank
+    `positives_per_rank` is the corrected positives averaged over ranks, so that DDP's gradient average
+    gives the global value."""
+    return loss_fn(logits_bc, corrected_bc) * logits_bc.shape[0] / positives_per_rank.clamp(min=1)
 
 
 class Objective:
@@ -78,14 +78,14 @@ class Objective:
         return self.params.correction.weight > 0 and epoch >= self.params.correction.start_epoch
 
     def __call__(self, model: nn.Module, batches: Mapping[str, Batch], epoch: int) -> tuple[Tensor, dict]:
-        """Total loss and its parts (floats) for one step; `batches` has `instance` and, for COMIC,
-        `rebalanced`."""
+        """Total loss and its parts (detached 0-d tensors: reading them would wait for the device) for one
+        step; `batches` has `instance` and, for COMIC, `rebalanced`."""
         if isinstance(_unwrap(model), HTBModel):
             return self._comic(model, batches["instance"], batches["rebalanced"], epoch)
         return self._single(model, batches["instance"], epoch)
 
-    def _correct(self, branch: str, logits_bc: Tensor, batch: Batch) -> Tensor:
-        corrected = self.correctors[branch](logits_bc, batch["labels_observed"], batch["index"])
+    def _correct(self, branch: str, logits_bc: Tensor, batch: Batch, mean_c: Tensor | None = None) -> Tensor:
+        corrected = self.correctors[branch](logits_bc, batch["labels_observed"], batch["index"], mean_c)
         if branch == self.audited_branch:
             self.audit.update(batch["labels_observed"], corrected, batch["labels_full"])
         return corrected
@@ -103,11 +103,12 @@ class Objective:
             loss = self.loss_fn(logits, observed)
         parts = {"loss_main": loss.detach()}
         if self.correcting(epoch):
-            rlc = correction_loss(self.loss_fn, logits, self._correct("single", logits, batch))
+            corrected = self._correct("single", logits, batch)
+            rlc = correction_loss(self.loss_fn, logits, corrected, all_reduce_mean(corrected.sum()))
             parts["loss_rlc"] = rlc.detach()
             loss = loss + self.params.correction.weight * rlc
         parts["loss"] = loss.detach()
-        return loss, {k: float(v) for k, v in parts.items()}
+        return loss, parts
 
     def _comic(self, model: nn.Module, instance: Batch, rebalanced: Batch, epoch: int) -> tuple[Tensor, dict]:
         out = model(instance["image"], rebalanced["image"])
@@ -116,13 +117,26 @@ class Objective:
         branch_losses = {b: self.loss_fn(logits[b], streams[b]["labels_observed"]) for b in logits}
         loss = sum(branch_losses.values())
         parts = {f"loss_{b}": v.detach() for b, v in branch_losses.items()}
-        if self.correcting(epoch):
-            rlc = sum(correction_loss(self.loss_fn, logits[b], self._correct(b, logits[b], streams[b])) for b in logits)
+        correcting, balancing = self.correcting(epoch), self.params.balance.weight > 0
+        # The step's statistics averaged over ranks in one collective: the correctors' batch means and the
+        # head and tail losses behind kappa (each small all-reduce costs up to milliseconds over gloo).
+        local = {}
+        if correcting:
+            means = {b: self.correctors[b].batch_mean(logits[b], streams[b]["labels_observed"]) for b in logits}
+            local.update({b: m for b, m in means.items() if m is not None})
+        if balancing:
+            local["kappa"] = torch.stack([branch_losses["head"], branch_losses["tail"]]).detach()
+        shared = dict(zip(local, all_reduce_mean_each(*local.values()), strict=True)) if local else {}
+        if correcting:
+            corrected = {b: self._correct(b, logits[b], streams[b], shared.get(b)) for b in logits}
+            positives = all_reduce_mean(torch.stack([corrected[b].sum() for b in logits]))
+            rlc = sum(
+                correction_loss(self.loss_fn, logits[b], corrected[b], positives[i]) for i, b in enumerate(logits)
+            )
             parts["loss_rlc"] = rlc.detach()
             loss = loss + self.params.correction.weight * rlc
-        if self.params.balance.weight > 0:
-            global_losses = all_reduce_mean(torch.stack([branch_losses["head"], branch_losses["tail"]]).detach())
-            kappa_h, kappa_t = distillation_weights(*global_losses, self.params.balance.kappa_power)
+        if balancing:
+            kappa_h, kappa_t = distillation_weights(*shared["kappa"], self.params.balance.kappa_power)
             htb = htb_distillation(
                 logits["head"],
                 out.tail_on_instance.float(),
@@ -135,7 +149,7 @@ class Objective:
             parts["loss_htb"], parts["kappa_head"] = htb.detach(), kappa_h
             loss = loss + self.params.balance.weight * htb
         parts["loss"] = loss.detach()
-        return loss, {k: float(v) for k, v in parts.items()}
+        return loss, parts
 
     def end_epoch(self) -> dict:
         """Refresh the loss's class distribution with this epoch's recalled labels (method.md section 1,
@@ -189,17 +203,32 @@ def train_step(
     device: torch.device,
     amp: bool = True,
 ) -> dict:
-    """One optimisation step; returns the loss parts as floats."""
+    """One optimisation step; returns the loss parts as detached 0-d tensors on the device. Nothing in the
+    step waits for the device; `loss_table` reads an epoch's parts at once and checks them."""
     model.train()
     batches = {k: to_device(v, device, channels_last=device.type == "cuda") for k, v in batches.items()}
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp):
         loss, parts = objective(model, batches, epoch)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss at epoch {epoch}: {parts}; lower train.lr or check the data")
     loss.backward()
     optimizer.step()
     return parts
+
+
+def loss_table(steps: list[Mapping[str, Tensor]], epoch: int) -> tuple[list[str], Tensor]:
+    """The part names and a (steps, parts) float64 CPU table of `train_step`'s returns, read from the device
+    in one go. A non-finite loss raises FloatingPointError naming its first step: the training loop calls
+    this before it checkpoints an epoch, so a diverged state is never saved."""
+    keys = sorted(steps[0])
+    table = torch.stack([torch.stack([step[k].double() for k in keys]) for step in steps]).cpu()
+    bad = (~torch.isfinite(table[:, keys.index("loss")])).nonzero()
+    if len(bad):
+        first = int(bad[0, 0])
+        values = dict(zip(keys, table[first].tolist(), strict=True))
+        raise FloatingPointError(
+            f"non-finite loss at epoch {epoch}, step {first}: {values}; lower train.lr or check the data"
+        )
+    return keys, table
 
 
 @torch.no_grad()
@@ -227,4 +256,6 @@ def predict_scores(
 
 
 def build_optimizer(model: nn.Module, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    """Adam; on CUDA the fused kernel (one launch for all parameters instead of a few per tensor)."""
+    fused = next(model.parameters()).is_cuda
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused or None)

@@ -171,24 +171,38 @@ class CorrectionAudit:
 
     def __init__(self) -> None:
         self._counts = np.zeros(4, dtype=np.int64)
+        self._pending = None  # counts of torch updates, kept on their device until read
 
     def reset(self) -> None:
         self._counts[:] = 0
+        self._pending = None
 
     def update(self, observed_bc: Any, corrected_bc: Any, full_bc: Any) -> None:
-        observed, corrected, full = _binary(observed_bc), _binary(corrected_bc), _binary(full_bc)
-        if not (observed.shape == corrected.shape == full.shape):
-            raise ValueError(
-                f"observed {observed.shape}, corrected {corrected.shape} and full {full.shape} must have the same shape"
-            )
+        inputs = (observed_bc, corrected_bc, full_bc)
+        if all(hasattr(x, "detach") for x in inputs):
+            # Torch tensors: count on their device, so that a training step does not wait for the host.
+            observed, corrected, full = (x.detach() > 0.5 for x in inputs)
+            _check_same_shape(observed, corrected, full)
+            recalled, hidden = corrected & ~observed, full & ~observed
+            counts = _stack_sums(recalled, recalled & full, recalled & ~full, hidden)
+            self._pending = counts if self._pending is None else self._pending + counts
+            return
+        observed, corrected, full = (_binary(x) for x in inputs)
+        _check_same_shape(observed, corrected, full)
         recalled = corrected & ~observed
         hidden = full & ~observed
         tp = int(np.sum(recalled & full))
         n_recalled = int(recalled.sum())
         self._counts += np.array([n_recalled, tp, n_recalled - tp, int(hidden.sum())], dtype=np.int64)
 
+    def _fold(self) -> None:
+        if self._pending is not None:
+            self._counts += _to_numpy(self._pending).astype(np.int64)
+            self._pending = None
+
     def counts(self) -> np.ndarray:
         """Copy of the raw int64 counts [recalled, tp, fp, hidden]."""
+        self._fold()
         return self._counts.copy()
 
     def add_counts(self, counts: Any) -> None:
@@ -199,7 +213,7 @@ class CorrectionAudit:
         self._counts += arr.astype(np.int64)
 
     def result(self) -> dict[str, float | int]:
-        recalled, tp, fp, hidden = (int(v) for v in self._counts)
+        recalled, tp, fp, hidden = (int(v) for v in self.counts())
         return {
             "recalled": recalled,
             "correct": tp,
@@ -210,10 +224,26 @@ class CorrectionAudit:
         }
 
     def state_dict(self) -> dict[str, int]:
-        return {k: int(v) for k, v in zip(self.FIELDS, self._counts, strict=True)}
+        return {k: int(v) for k, v in zip(self.FIELDS, self.counts(), strict=True)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._counts = np.array([int(state[k]) for k in self.FIELDS], dtype=np.int64)
+        self._pending = None
+
+
+def _check_same_shape(observed: Any, corrected: Any, full: Any) -> None:
+    if not (observed.shape == corrected.shape == full.shape):
+        raise ValueError(
+            f"observed {tuple(observed.shape)}, corrected {tuple(corrected.shape)} and full {tuple(full.shape)} "
+            "must have the same shape"
+        )
+
+
+def _stack_sums(*masks: Any) -> Any:
+    """[sum(m) for m in masks] as one int64 tensor on the masks' device."""
+    import torch
+
+    return torch.stack([m.sum() for m in masks])
 
 
 def choose_thresholds(labels_nc: Any, scores_nc: Any, default: float = 0.5) -> np.ndarray:

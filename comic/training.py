@@ -34,7 +34,7 @@ from comic.data import (
     load_classes,
     seed_worker,
 )
-from comic.engine import Objective, build_optimizer, predict_scores, seed_everything, train_step
+from comic.engine import Objective, build_optimizer, loss_table, predict_scores, seed_everything, train_step
 from comic.metrics import multilabel_report
 from comic.models import build_model
 from comic.tracking import MetricSink
@@ -154,11 +154,11 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def _mean_parts(history: list[dict]) -> dict[str, float]:
+def _mean_parts(steps: list[dict], epoch: int) -> dict[str, float]:
     """Epoch means of the step losses, averaged over ranks (sum on each rank, all-reduce, divide)."""
-    keys = sorted(history[0])
-    sums = torch.tensor([[step[k] for k in keys] for step in history], dtype=torch.float64).sum(0)
-    count = torch.tensor([float(len(history))], dtype=torch.float64)
+    keys, table = loss_table(steps, epoch)
+    sums = table.sum(0)
+    count = torch.tensor([float(len(steps))], dtype=torch.float64)
     distributed.all_reduce_sum(sums)
     distributed.all_reduce_sum(count)
     return {f"train/{k}": float(v) for k, v in zip(keys, sums / count, strict=True)}
@@ -227,9 +227,11 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
                 train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=params.train.amp)
             )
             images += sum(len(batch["index"]) for batch in batches.values())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the steps were queued, not finished
         throughput = distributed.all_reduce_sum(torch.tensor([images / (time.perf_counter() - started)]))
         scheduler.step()
-        metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **_mean_parts(steps)}
+        metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **_mean_parts(steps, epoch)}
         # Loaded images (both streams for COMIC, data loading included) per second, summed over ranks.
         metrics["train/images_per_s"] = float(throughput)
         metrics.update({f"correction/{k}": v for k, v in objective.end_epoch().items()})

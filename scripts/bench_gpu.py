@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -338,6 +339,18 @@ def measure(step: Callable[[], None], *, warmup: int, steps: int, device: torch.
     }
 
 
+def host_syncs(step: Callable[[], None]) -> int:
+    """How many times one step makes the host wait for the GPU (torch's sync debug mode, CUDA only)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
 def free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -369,6 +382,8 @@ def run_config(name: str, args: argparse.Namespace, device: torch.device) -> dic
         )
         timing = measure(setup.step, warmup=args.warmup, steps=args.steps, device=device)
         result.update(timing)
+        if device.type == "cuda":
+            result["host_syncs_per_step"] = host_syncs(setup.step)
         result["images_per_s"] = setup.images_per_step * args.steps / (timing["total_ms"] / 1e3)
         result["backbone_images_per_s"] = setup.backbone_images_per_step * args.steps / (timing["total_ms"] / 1e3)
     except Exception as err:  # one failing configuration must not stop the others
@@ -410,14 +425,16 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
         return format(value, fmt) if isinstance(value, int | float) else "-"
 
     rows = [
-        "| config | status | batch/stream | images/step | ms/step (median) | images/s | vs reference | peak mem GiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| config | status | batch/stream | images/step | ms/step (median) | images/s | vs reference | peak mem GiB "
+        "| host syncs/step |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         rows.append(
             f"| {name} | {r.get('status', '-')} | {r.get('batch_per_stream', '-')} | {r.get('images_per_step', '-')} "
             f"| {number(r.get('ms_per_step_median'), '.1f')} | {number(r.get('images_per_s'), '.1f')} "
-            f"| {number(r.get('ratio_to_reference'), '.3f')} | {number(r.get('peak_memory_allocated_gib'), '.2f')} |"
+            f"| {number(r.get('ratio_to_reference'), '.3f')} | {number(r.get('peak_memory_allocated_gib'), '.2f')} "
+            f"| {r.get('host_syncs_per_step', '-')} |"
         )
     return "\n".join(rows)
 

@@ -73,3 +73,18 @@ def test_two_gloo_ranks_give_the_same_parameters_as_one_process_with_the_same_gl
     assert reference.keys() == distributed.keys()
     for key in reference:
         torch.testing.assert_close(distributed[key], reference[key], rtol=1e-5, atol=1e-5, msg=key)
+
+
+@pytest.mark.timeout(60)
+def test_a_comic_step_makes_three_small_all_reduces_besides_the_gradients(tmp_path, monkeypatch):
+    """Moving vectors, then correctors' batch means with the kappa losses, then corrected positives: each
+    small all-reduce costs up to milliseconds over gloo, so a step must not make one per statistic."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        calls = []
+        real = dist.all_reduce
+        monkeypatch.setattr(dist, "all_reduce", lambda tensor, *a, **k: calls.append(tensor.numel()) or real(tensor))
+        one_step(global_batches())  # two steps, no DDP wrapper: only the objective's and the model's reductions
+    finally:
+        dist.destroy_process_group()
+    assert len(calls) == 2 * 3, calls

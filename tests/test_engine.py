@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from comic.config import Params, override
-from comic.engine import Objective, build_optimizer, predict_scores, seed_everything, train_step
+from comic.engine import Objective, build_optimizer, loss_table, predict_scores, seed_everything, train_step
 from comic.models import build_model
 
 NUM_CLASSES, NUM_IMAGES = 6, 32
@@ -40,9 +40,9 @@ def run(model, objective, optimizer, batch, steps, first_step=0, steps_per_epoch
     history = []
     for step in range(first_step, first_step + steps):
         epoch = step // steps_per_epoch
-        history.append(
-            train_step(model, objective, optimizer, {"instance": batch, "rebalanced": batch}, epoch=epoch, device=CPU)
-        )
+        batches = {"instance": batch, "rebalanced": batch}
+        parts = train_step(model, objective, optimizer, batches, epoch=epoch, device=CPU)
+        history.append({k: float(v) for k, v in parts.items()})
         if (step + 1) % steps_per_epoch == 0:
             objective.end_epoch()
     return history
@@ -104,8 +104,12 @@ def test_the_correction_audit_reports_precision_and_recall_against_the_hidden_la
     assert audit["recalled"] == audit["correct"] + audit["wrong"]
 
 
-def test_a_non_finite_loss_stops_with_a_clear_error():
+def test_a_non_finite_loss_stops_the_epoch_with_a_clear_error_naming_its_step():
     model, objective, optimizer, batch = setup({"model.name": "single", "loss.name": "bce"})
+    steps = [train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU)]
+    keys, table = loss_table(steps, epoch=0)
+    assert "loss" in keys and table.shape == (1, len(keys)) and torch.isfinite(table).all()
     batch["image"][0, 0, 0, 0] = float("nan")
-    with pytest.raises(FloatingPointError, match="train.lr"):
-        run(model, objective, optimizer, batch, 1)
+    steps.append(train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU))
+    with pytest.raises(FloatingPointError, match=r"epoch 0, step 1: .*train\.lr"):
+        loss_table(steps, epoch=0)

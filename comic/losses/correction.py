@@ -47,13 +47,27 @@ class LabelCorrector:
         self.recalled_nc = torch.zeros(num_samples, num_classes, dtype=torch.bool) if persist else None
 
     @torch.no_grad()
-    def __call__(self, logits_bc: Tensor, observed_bc: Tensor, index_b: Tensor | None = None) -> Tensor:
-        """Corrected labels (B, C), float, on the logits' device; never drops an observed positive."""
+    def batch_mean(self, logits_bc: Tensor, observed_bc: Tensor) -> Tensor | None:
+        """This rank's per-class mean of p' (C,), the input of the class-aware threshold (None when
+        `class_threshold` is none). Average it over ranks and pass it to the call, so that several
+        correctors share one collective."""
+        if self.class_threshold == "none":
+            return None
+        return self._shifted_probs(logits_bc, observed_bc > 0.5).mean(dim=0)
+
+    @torch.no_grad()
+    def __call__(
+        self, logits_bc: Tensor, observed_bc: Tensor, index_b: Tensor | None = None, mean_c: Tensor | None = None
+    ) -> Tensor:
+        """Corrected labels (B, C), float, on the logits' device; never drops an observed positive.
+        `mean_c`: `batch_mean` averaged over ranks; computed here (one all-reduce) when not given.
+        Nothing here waits for the device: the threshold and the counts live next to the logits."""
         observed = observed_bc > 0.5
-        probs_bc = torch.sigmoid(logits_bc.float() - self.margin * observed.float())
+        probs_bc = self._shifted_probs(logits_bc, observed)
         cutoff_c = torch.full_like(probs_bc[0], self.tau)
         if self.class_threshold != "none":
-            mean_c = all_reduce_mean(probs_bc.mean(dim=0))
+            if mean_c is None:
+                mean_c = all_reduce_mean(probs_bc.mean(dim=0))
             if self.class_threshold == "ema":
                 mean_c = self._update_ema(mean_c)
             cutoff_c = torch.maximum(cutoff_c, mean_c)
@@ -64,28 +78,31 @@ class LabelCorrector:
             index = index_b.cpu()
             self.recalled_nc[index] |= recalled.cpu()
             recalled = self.recalled_nc[index].to(recalled.device) & ~observed
-        self.recalled_counts_c += recalled.sum(dim=0).cpu()
+        self.recalled_counts_c = self.recalled_counts_c.to(recalled.device) + recalled.sum(dim=0)
         return (observed | recalled).float()
 
+    def _shifted_probs(self, logits_bc: Tensor, observed_bc: Tensor) -> Tensor:
+        """p' = sigmoid(z - m y_obs)."""
+        return torch.sigmoid(logits_bc.float() - self.margin * observed_bc.float())
+
     def _update_ema(self, mean_c: Tensor) -> Tensor:
-        """The threshold lives on the CPU (it is checkpointed); the returned copy is on mean_c's device."""
         if self.threshold_ready:
-            self.threshold_c = self.momentum * self.threshold_c + (1 - self.momentum) * mean_c.cpu()
+            self.threshold_c = self.momentum * self.threshold_c.to(mean_c.device) + (1 - self.momentum) * mean_c
         else:
-            self.threshold_c, self.threshold_ready = mean_c.cpu().clone(), True
-        return self.threshold_c.to(mean_c.device)
+            self.threshold_c, self.threshold_ready = mean_c.clone(), True
+        return self.threshold_c
 
     def take_epoch_counts(self) -> Tensor:
         """Labels recalled per class since the last call, summed over ranks; resets the count."""
-        counts = all_reduce_sum(self.recalled_counts_c.clone())
+        counts = all_reduce_sum(self.recalled_counts_c.clone()).cpu()
         self.recalled_counts_c.zero_()
         return counts
 
     def state_dict(self) -> dict:
         state = {
-            "threshold_c": self.threshold_c.clone(),
+            "threshold_c": self.threshold_c.cpu().clone(),
             "threshold_ready": self.threshold_ready,
-            "recalled_counts_c": self.recalled_counts_c.clone(),
+            "recalled_counts_c": self.recalled_counts_c.cpu().clone(),
         }
         if self.recalled_nc is not None:
             state["recalled_nc"] = self.recalled_nc.clone()

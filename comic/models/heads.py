@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from comic.distributed import all_reduce_mean
-
 
 class CosineClassifier(nn.Module):
     """z = rho * (f / ||f||) . (W_c / (||W_c|| + eta)),  (B, D) -> (B, C)."""
@@ -31,7 +29,7 @@ class CosineClassifier(nn.Module):
 
 class MovingVector(nn.Module):
     """e <- mu e + mean_batch(f).detach() (the authors' code averages features; the paper says gradients).
-    Averaged over DDP ranks so every rank holds the same vector."""
+    The batch mean is over all DDP ranks, so every rank holds the same vector."""
 
     def __init__(self, dim: int, momentum: float = 0.9):
         super().__init__()
@@ -39,9 +37,10 @@ class MovingVector(nn.Module):
         self.register_buffer("vector", torch.zeros(dim))
 
     @torch.no_grad()
-    def update(self, features_bd: Tensor) -> None:
-        batch_mean = all_reduce_mean(features_bd.detach().float().mean(dim=0))
-        self.vector.mul_(self.momentum).add_(batch_mean.to(self.vector.dtype))
+    def update(self, batch_mean_d: Tensor) -> None:
+        """e <- mu e + m, for m the batch mean of the features averaged over ranks (the caller averages,
+        so that HTBModel's three vectors share one collective)."""
+        self.vector.mul_(self.momentum).add_(batch_mean_d.to(self.vector.dtype))
 
 
 def learning_effect(features_bd: Tensor, moving_d: Tensor, coefficient: float) -> Tensor:

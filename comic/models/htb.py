@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from comic.distributed import all_reduce_mean
 from comic.models.backbones import build_backbone
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
 
@@ -88,9 +89,11 @@ class HTBModel(nn.Module):
     def forward(self, images_bchw: Tensor, rebalanced_bchw: Tensor | None = None) -> HTBOutput:
         head, balanced, tail_instance, tail_rebalanced = self._features(images_bchw, rebalanced_bchw)
         if self.training:
-            self.moving["head"].update(head)
-            self.moving["balanced"].update(balanced)
-            self.moving["tail"].update(tail_instance if tail_rebalanced is None else tail_rebalanced)
+            tail = tail_instance if tail_rebalanced is None else tail_rebalanced
+            views = (head, balanced, tail)  # one collective for the three moving vectors
+            means = all_reduce_mean(torch.stack([view.detach().float().mean(dim=0) for view in views]))
+            for branch, mean_d in zip(BRANCHES, means, strict=True):
+                self.moving[branch].update(mean_d)
         keys_bkd = torch.stack([head.detach(), tail_instance.detach()], dim=1)
         fused = balanced + self.fusion(balanced, keys_bkd)
         tail_teacher = self._tail_logits(tail_instance)
