@@ -237,6 +237,9 @@ class TrainConfig:
     num_workers: int = param(2, "Ray Train workers (DDP ranks)", *_positive)
     use_gpu: bool = param(False, "one GPU per worker, NCCL; bf16 autocast and channels_last")
     amp: bool = param(True, "bf16 autocast when on CUDA (ignored on CPU)")
+    compile: bool = param(
+        False, "torch.compile the model for training steps (CUDA: minutes of compiling, then faster steps)"
+    )
     use_tuned: bool = param(False, "read reports/tune/best_params.yaml when it exists")
 
 

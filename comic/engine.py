@@ -182,8 +182,10 @@ class Objective:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper."""
-    return getattr(model, "module", model)
+    """The module inside DistributedDataParallel and/or torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
 
 
 def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> dict[str, Tensor]:

@@ -212,6 +212,8 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
     if distributed.is_distributed():
         device_ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if params.train.compile:
+        wrapped = torch.compile(wrapped)
 
     batch_size = per_worker_batch(params.train.batch_size)
     metrics: dict = progress["history"][-1] if progress["history"] else {}

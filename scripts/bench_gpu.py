@@ -61,7 +61,15 @@ from comic.config import Params, flatten, override
 from comic.engine import Objective, autocast, build_optimizer, seed_everything, train_step
 from comic.models import HTBModel, SingleHeadModel, build_model
 
-CONFIGS = ("torchvision_resnet50", "comic_three_backbones", "comic_shared_trunk", "authors_recipe", "ddp_one_gpu")
+DEFAULT_CONFIGS = (
+    "torchvision_resnet50",
+    "comic_three_backbones",
+    "comic_shared_trunk",
+    "authors_recipe",
+    "ddp_one_gpu",
+)
+# torch.compile'd variants, on request (`--configs`): compiling takes minutes of warm-up.
+CONFIGS = (*DEFAULT_CONFIGS, "torchvision_resnet50_compiled", "comic_three_backbones_compiled")
 REFERENCE = "torchvision_resnet50"
 COUNTING_RULE = (
     "images/s counts images per optimisation step: the reference counts its batch; a COMIC step counts "
@@ -150,7 +158,7 @@ def comic_params(args: argparse.Namespace, *, shared: bool, batch: int) -> Param
     )
 
 
-def setup_reference(args: argparse.Namespace, device: torch.device) -> Setup:
+def setup_reference(args: argparse.Namespace, device: torch.device, compiled: bool = False) -> Setup:
     cuda = device.type == "cuda"
     if args.backbone.startswith("resnet"):
         model: nn.Module = getattr(torchvision.models, args.backbone)(weights=None, num_classes=args.classes)
@@ -165,17 +173,24 @@ def setup_reference(args: argparse.Namespace, device: torch.device) -> Setup:
     data = cycle([make_batch(args.batch, args.image_size, rate, device, cuda) for _ in range(DATA_SETS)])
     amp = cuda and args.amp
     model.train()
+    forward = torch.compile(model) if compiled else model
 
     def step() -> None:
         batch = next(data)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp):
-            logits = model(batch["image"])
+            logits = forward(batch["image"])
         loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels_observed"])
         loss.backward()
         optimizer.step()
 
-    info = {"model": described, "loss": "binary_cross_entropy_with_logits", "optimizer": "Adam", "amp_bf16": amp}
+    info = {
+        "model": described,
+        "loss": "binary_cross_entropy_with_logits",
+        "optimizer": "Adam",
+        "amp_bf16": amp,
+        "torch_compile": compiled,
+    }
     return Setup(step, args.batch, args.batch, args.batch, info)
 
 
@@ -246,10 +261,12 @@ def comic_parts(
     return ComicParts(model, objective, params, cycle(batches), use_amp, info)
 
 
-def setup_comic(args: argparse.Namespace, device: torch.device, *, shared: bool) -> Setup:
+def setup_comic(args: argparse.Namespace, device: torch.device, *, shared: bool, compiled: bool = False) -> Setup:
     parts = comic_parts(args, device, shared=shared, batch=args.batch, amp=args.amp)
     backbone_images = (2 if shared else 4) * args.batch
-    return Setup(parts.step_for(parts.model, device), 3 * args.batch, args.batch, backbone_images, parts.info)
+    model = torch.compile(parts.model) if compiled else parts.model
+    info = {**parts.info, "torch_compile": compiled}
+    return Setup(parts.step_for(model, device), 3 * args.batch, args.batch, backbone_images, info)
 
 
 def setup_authors(args: argparse.Namespace, device: torch.device) -> Setup:
@@ -294,6 +311,8 @@ SETUPS: dict[str, Callable[[argparse.Namespace, torch.device], Setup]] = {
     "comic_shared_trunk": lambda a, d: setup_comic(a, d, shared=True),
     "authors_recipe": setup_authors,
     "ddp_one_gpu": setup_ddp,
+    "torchvision_resnet50_compiled": lambda a, d: setup_reference(a, d, compiled=True),
+    "comic_three_backbones_compiled": lambda a, d: setup_comic(a, d, shared=False, compiled=True),
 }
 
 
@@ -477,7 +496,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast on CUDA")
     parser.add_argument("--ddp", action=argparse.BooleanOptionalAction, default=True, help="run ddp_one_gpu")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset, in this order")
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, run in this order: {', '.join(CONFIGS)}"
+    )
     parser.add_argument(
         "--max-seconds", type=float, default=360.0, help="skip the configurations not started after this long"
     )

@@ -33,12 +33,13 @@ def main() -> None:
     parser.add_argument("--model", default="comic", choices=["comic", "single"])
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--no-ddp", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="train.compile: torch.compile the training step")
     parser.add_argument("--out", default="gpu_epochs.json")
     args = parser.parse_args()
     cuda = args.device == "cuda"
-    params = override(
-        load_params(args.params), {"train.epochs": args.epochs, "model.name": args.model, "train.use_gpu": cuda}
-    )
+    updates = {"train.epochs": args.epochs, "model.name": args.model, "train.use_gpu": cuda}
+    updates["train.compile"] = args.compile
+    params = override(load_params(args.params), updates)
     ddp = not args.no_ddp
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
@@ -67,6 +68,7 @@ def main() -> None:
         "torch": torch.__version__,
         "ddp": "one-process NCCL group" if ddp and cuda else ("one-process gloo group" if ddp else "none"),
         "model": args.model,
+        "compile": args.compile,
         "epochs": rows,
         "wall_s": round(time.time() - started, 1),
     }
