@@ -25,6 +25,7 @@ from pathlib import Path
 BASELINE = {"model.name": "single", "correction.weight": 0.0}
 CONFIGS: dict[str, dict] = {
     "comic": {},
+    "comic_shared_trunk": {"balance.shared_backbone": True},
     "comic_no_rlc": {"correction.weight": 0.0},
     "comic_no_ht_factor": {"loss.mfm.w_neg": 0.0, "loss.mfm.class_weight": False},
     "comic_no_htb": {"model.name": "single"},
