@@ -199,14 +199,18 @@ class CorrectionConfig:
     """Reflective label corrector (method.md section 1)."""
 
     weight: float = param(0.2, "lambda_c, weight of the correction loss; 0 switches RLC off", *_non_negative)
-    tau: float = param(0.7, "global confidence threshold", *_open_unit)
+    tau: float = param(
+        0.8, "global confidence threshold (the paper: 0.7; calibrated on the audit, docs/training.md)", *_open_unit
+    )
     margin: float = param(1.0, "logit margin on observed positives", *_non_negative)
     class_threshold: Literal["ema", "batch", "none"] = param(
         "ema", "class-aware threshold P_c: EMA over batches, current batch mean (authors' code), or off"
     )
     momentum: float = param(0.9, "EMA momentum of P_c", *_unit)
     persist: bool = param(False, "keep recalled labels for the rest of training instead of recomputing")
-    start_epoch: int = param(0, "first epoch that corrects labels (warm-up before it)", *_non_negative)
+    start_epoch: int = param(
+        2, "first epoch that corrects labels (warm-up before it; the authors' code: 0)", *_non_negative
+    )
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ def comic_params(args: argparse.Namespace, *, shared: bool, batch: int) -> Param
             "data.image_size": args.image_size,
             "train.batch_size": batch,
             "train.use_gpu": args.device.startswith("cuda"),
+            "correction.start_epoch": 0,  # the timed steps are epoch 0: the full objective, correction included
         },
     )
 

@@ -14,7 +14,7 @@ from comic.models import build_model
 NUM_CLASSES, GLOBAL_BATCH = 5, 16
 # GroupNorm: BatchNorm statistics are per rank under DDP (SyncBatchNorm exists only on GPUs), which would
 # hide the arithmetic this test checks.
-UPDATES = {"model.name": "comic", "model.norm": "group"}
+UPDATES = {"model.name": "comic", "model.norm": "group", "correction.start_epoch": 0}
 
 
 def global_batches():

@@ -28,7 +28,8 @@ def tiny_batch(seed=0, hidden=0.3):
 
 def setup(updates, seed=0, hidden=0.3):
     seed_everything(seed)
-    params = override(Params(), {"train.lr": 1e-3, **updates})
+    # Correction from the first step (the default waits two epochs), so that short runs exercise it.
+    params = override(Params(), {"train.lr": 1e-3, "correction.start_epoch": 0, **updates})
     batch = tiny_batch(hidden=hidden)
     model = build_model(params.model, params.balance, num_classes=NUM_CLASSES)
     objective = Objective(params, class_counts=batch["labels_observed"].sum(0), num_samples=NUM_IMAGES)
@@ -113,3 +114,10 @@ def test_a_non_finite_loss_stops_the_epoch_with_a_clear_error_naming_its_step():
     steps.append(train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU))
     with pytest.raises(FloatingPointError, match=r"epoch 0, step 1: .*train\.lr"):
         loss_table(steps, epoch=0)
+
+
+def test_a_compiled_model_is_unwrapped_for_prediction_without_compiling():
+    model, _, _, batch = setup({"model.name": "comic"})
+    plain = predict_scores(model, [batch], device=CPU)["scores"]
+    wrapped = predict_scores(torch.compile(model), [batch], device=CPU)["scores"]  # predict() runs eagerly
+    assert (wrapped == plain).all()

@@ -13,6 +13,7 @@ TINY = {
     "train.batch_size": 16,
     "metrics.many_threshold": 40,
     "metrics.few_threshold": 10,
+    "correction.start_epoch": 0,  # correct in every epoch, so that a resume carries the corrector's state
 }
 
 
