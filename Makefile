@@ -1,38 +1,34 @@
 # Two commands set everything up on a fresh machine:
 #   make repro   create .venv, then run the whole DVC pipeline on the embedded default data
-#   make test    create .venv, then run the test suite
+#   make test    create .venv, lint, then run the test suite
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-# dvc.yaml's commands call `python`: the project's environment must come first on PATH.
+# dvc.yaml's commands call `python`: the project's environment must come first on PATH. The quiet
+# environment of every comic process is set in comic/env.py; DVC's analytics are off in .dvc/config.
 export PATH := $(abspath $(BIN)):$(PATH)
-
-# Each of these stops a network call or noise (shared/docs/stack.md).
-export RAY_USAGE_STATS_ENABLED := 0
-export MLFLOW_DISABLE_TELEMETRY := true
-export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
-export DVC_NO_ANALYTICS := 1
-export NO_ALBUMENTATIONS_UPDATE := 1
+LINTED := comic pipelines tests benchmarks tools infra
 
 .PHONY: setup test repro lint clean
 
 setup: $(VENV)/.installed
 
-# pip, not uv or poetry: torch and torchvision come from this machine's local wheel store.
+# pip, not uv or poetry: on the machines this was built on, torch and torchvision come from a local wheel
+# store that pip reads (docs/stack.md says how to install elsewhere).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-test: setup
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+test: lint
 	$(BIN)/python -m pytest
 
 repro: setup
 	$(BIN)/dvc repro
-
-lint: setup
-	$(BIN)/ruff check comic pipelines tests scripts infra
-	$(BIN)/ruff format --check comic pipelines tests scripts infra
 
 clean:
 	rm -rf $(VENV)

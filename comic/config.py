@@ -169,7 +169,7 @@ class SplcConfig:
 
 @dataclass(frozen=True)
 class MfmConfig:
-    """Multi-focal modifier loss (method.md section 2)."""
+    """Multi-focal modifier loss (docs/method.md, Modification)."""
 
     gamma_pos_pn: float = param(0.0, "positive-negative exponent on positives (gamma+_pn)", *_non_negative)
     w_pos: float = param(0.0, "weight of the head-tail factor in gamma+ (w+)", *_non_negative)
@@ -196,7 +196,7 @@ class LossConfig:
 # ------------------------------------------------------------------------------------ COMIC parts
 @dataclass(frozen=True)
 class CorrectionConfig:
-    """Reflective label corrector (method.md section 1)."""
+    """Reflective label corrector (docs/method.md, Correction)."""
 
     weight: float = param(0.2, "lambda_c, weight of the correction loss; 0 switches RLC off", *_non_negative)
     tau: float = param(
@@ -215,7 +215,7 @@ class CorrectionConfig:
 
 @dataclass(frozen=True)
 class BalanceConfig:
-    """Head-tail balancer (method.md section 3)."""
+    """Head-tail balancer (docs/method.md, Balance)."""
 
     weight: float = param(1.0, "lambda_b, weight of the distillation loss; 0 switches it off", *_non_negative)
     shared_backbone: bool = param(False, "one trunk with three heads instead of three backbones")
@@ -245,6 +245,9 @@ class TrainConfig:
         False, "torch.compile the model for training steps (CUDA: minutes of compiling, then faster steps)"
     )
     use_tuned: bool = param(False, "read reports/tune/best_params.yaml when it exists")
+    select_window: int = param(
+        1, "epoch selection: best trailing mean of this many validation mAPs (1: the best single epoch)", *_positive
+    )
 
 
 @dataclass(frozen=True)
@@ -369,7 +372,7 @@ class Params:
         if self.tune.grace_period > self.tune.epochs:
             raise ValueError("tune.grace_period must not exceed tune.epochs")
         if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
-            raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (method.md section 2)")
+            raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (docs/method.md, Modification)")
 
 
 # ------------------------------------------------------------------------------------------ loading

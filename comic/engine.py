@@ -1,4 +1,4 @@
-"""The training step and the evaluation loop, for COMIC and for the single-head baselines.
+"""The training step, for COMIC and for the single-head baselines.
 
 An `Objective` is what is optimised together with everything that learns or counts besides the weights
 (label correctors, the loss's class distribution, the correction audit). It has `state_dict` /
@@ -8,19 +8,19 @@ An `Objective` is what is optimised together with everything that learns or coun
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from comic.config import Params
+from comic.config import BalanceConfig, CorrectionConfig, LossConfig
+from comic.device import autocast, to_device, unwrap
 from comic.distributed import all_reduce_mean, all_reduce_mean_each, all_reduce_sum
 from comic.losses import SPLC, LabelCorrector, build_loss, distillation_weights, htb_distillation
 from comic.metrics import CorrectionAudit
-from comic.models import HTBModel
+from comic.models import BRANCHES, HTBModel
 
 Batch = Mapping[str, Tensor]
 
@@ -31,13 +31,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when enabled; a no-op on the CPU (bitwise-deterministic fp32 there)."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def correction_loss(loss_fn: nn.Module, logits_bc: Tensor, corrected_bc: Tensor, positives_per_rank: Tensor) -> Tensor:
     """L_rlc: the loss against the corrected labels, normalised by batch size over their positives.
     `positives_per_rank` is the corrected positives averaged over ranks, so that DDP's gradient average
@@ -46,28 +39,29 @@ def correction_loss(loss_fn: nn.Module, logits_bc: Tensor, corrected_bc: Tensor,
 
 
 class Objective:
-    """Loss of one training step, plus the state that learns or counts during training."""
+    """Loss of one training step, plus the state that learns or counts during training.
 
-    def __init__(self, params: Params, *, class_counts: Tensor, num_samples: int):
-        self.params = params
+    `correctors` has one `LabelCorrector` per branch of the model (`comic.models.BRANCHES`); the audit
+    follows the branch that predicts (`balanced`, or `single`)."""
+
+    def __init__(
+        self,
+        *,
+        loss_fn: nn.Module,
+        correctors: dict[str, LabelCorrector],
+        correction_weight: float,
+        correction_start_epoch: int,
+        balance_weight: float,
+        kappa_power: float,
+        splc_start_epoch: int,
+        class_counts: Tensor,
+    ):
+        self.loss_fn, self.correctors = loss_fn, correctors
+        self.correction_weight, self.correction_start_epoch = correction_weight, correction_start_epoch
+        self.balance_weight, self.kappa_power = balance_weight, kappa_power
+        self.splc_start_epoch = splc_start_epoch
         self.base_counts = torch.as_tensor(class_counts, dtype=torch.float32)
-        self.loss_fn = build_loss(params.loss, class_counts=self.base_counts, num_samples=num_samples)
-        num_classes = len(self.base_counts)
-        branches = ("head", "balanced", "tail") if params.model.name == "comic" else ("single",)
-        c = params.correction
-        self.correctors = {
-            branch: LabelCorrector(
-                num_classes,
-                tau=c.tau,
-                margin=c.margin,
-                class_threshold=c.class_threshold,
-                momentum=c.momentum,
-                persist=c.persist,
-                num_samples=num_samples,
-            )
-            for branch in branches
-        }
-        self.audited_branch = "balanced" if params.model.name == "comic" else "single"
+        self.audited_branch = "balanced" if "balanced" in correctors else "single"
         self.audit = CorrectionAudit()
 
     def to(self, device: torch.device) -> Objective:
@@ -75,12 +69,12 @@ class Objective:
         return self
 
     def correcting(self, epoch: int) -> bool:
-        return self.params.correction.weight > 0 and epoch >= self.params.correction.start_epoch
+        return self.correction_weight > 0 and epoch >= self.correction_start_epoch
 
     def __call__(self, model: nn.Module, batches: Mapping[str, Batch], epoch: int) -> tuple[Tensor, dict]:
         """Total loss and its parts (detached 0-d tensors: reading them would wait for the device) for one
         step; `batches` has `instance` and, for COMIC, `rebalanced`."""
-        if isinstance(_unwrap(model), HTBModel):
+        if isinstance(unwrap(model), HTBModel):
             return self._comic(model, batches["instance"], batches["rebalanced"], epoch)
         return self._single(model, batches["instance"], epoch)
 
@@ -94,7 +88,7 @@ class Objective:
         logits = model(batch["image"]).float()
         observed = batch["labels_observed"]
         if isinstance(self.loss_fn, SPLC):
-            correct = epoch >= self.params.loss.splc.start_epoch
+            correct = epoch >= self.splc_start_epoch
             loss = self.loss_fn(logits, observed, correct=correct)
             if correct:
                 corrected = self.loss_fn.corrected_targets(logits, observed)
@@ -106,7 +100,7 @@ class Objective:
             corrected = self._correct("single", logits, batch)
             rlc = correction_loss(self.loss_fn, logits, corrected, all_reduce_mean(corrected.sum()))
             parts["loss_rlc"] = rlc.detach()
-            loss = loss + self.params.correction.weight * rlc
+            loss = loss + self.correction_weight * rlc
         parts["loss"] = loss.detach()
         return loss, parts
 
@@ -117,7 +111,7 @@ class Objective:
         branch_losses = {b: self.loss_fn(logits[b], streams[b]["labels_observed"]) for b in logits}
         loss = sum(branch_losses.values())
         parts = {f"loss_{b}": v.detach() for b, v in branch_losses.items()}
-        correcting, balancing = self.correcting(epoch), self.params.balance.weight > 0
+        correcting, balancing = self.correcting(epoch), self.balance_weight > 0
         # The step's statistics averaged over ranks in one collective: the correctors' batch means and the
         # head and tail losses behind kappa (each small all-reduce costs up to milliseconds over gloo).
         local = {}
@@ -134,9 +128,9 @@ class Objective:
                 correction_loss(self.loss_fn, logits[b], corrected[b], positives[i]) for i, b in enumerate(logits)
             )
             parts["loss_rlc"] = rlc.detach()
-            loss = loss + self.params.correction.weight * rlc
+            loss = loss + self.correction_weight * rlc
         if balancing:
-            kappa_h, kappa_t = distillation_weights(*shared["kappa"], self.params.balance.kappa_power)
+            kappa_h, kappa_t = distillation_weights(*shared["kappa"], self.kappa_power)
             htb = htb_distillation(
                 logits["head"],
                 out.tail_on_instance.float(),
@@ -147,13 +141,13 @@ class Objective:
                 kappa_t,
             )
             parts["loss_htb"], parts["kappa_head"] = htb.detach(), kappa_h
-            loss = loss + self.params.balance.weight * htb
+            loss = loss + self.balance_weight * htb
         parts["loss"] = loss.detach()
         return loss, parts
 
     def end_epoch(self) -> dict:
-        """Refresh the loss's class distribution with this epoch's recalled labels (method.md section 1,
-        dynamic distribution) and return the audit of the epoch's corrections; resets both counts."""
+        """Refresh the loss's class distribution with this epoch's recalled labels (dynamic distribution)
+        and return the audit of the epoch's corrections; resets both counts."""
         recalled = self.correctors[self.audited_branch].take_epoch_counts()
         for branch, corrector in self.correctors.items():
             if branch != self.audited_branch:
@@ -181,19 +175,39 @@ class Objective:
         self.audit.load_state_dict(state["audit"])
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside torch.compile and DistributedDataParallel wrappers."""
-    ddp = nn.parallel.DistributedDataParallel
-    while isinstance(model, ddp) or hasattr(model, "_orig_mod"):
-        model = model.module if isinstance(model, ddp) else model._orig_mod
-    return model
-
-
-def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> dict[str, Tensor]:
-    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    if channels_last:
-        moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
-    return moved
+def build_objective(
+    *,
+    model_name: str,
+    loss: LossConfig,
+    correction: CorrectionConfig,
+    balance: BalanceConfig,
+    class_counts: Tensor,
+    num_samples: int,
+) -> Objective:
+    """The objective of `model_name`'s branches with the loss, corrector and balancer settings."""
+    counts = torch.as_tensor(class_counts, dtype=torch.float32)
+    correctors = {
+        branch: LabelCorrector(
+            len(counts),
+            tau=correction.tau,
+            margin=correction.margin,
+            class_threshold=correction.class_threshold,
+            momentum=correction.momentum,
+            persist=correction.persist,
+            num_samples=num_samples,
+        )
+        for branch in BRANCHES[model_name]
+    }
+    return Objective(
+        loss_fn=build_loss(loss, class_counts=counts, num_samples=num_samples),
+        correctors=correctors,
+        correction_weight=correction.weight,
+        correction_start_epoch=correction.start_epoch,
+        balance_weight=balance.weight,
+        kappa_power=balance.kappa_power,
+        splc_start_epoch=loss.splc.start_epoch,
+        class_counts=counts,
+    )
 
 
 def train_step(
@@ -204,12 +218,12 @@ def train_step(
     *,
     epoch: int,
     device: torch.device,
-    amp: bool = True,
+    amp: bool,
 ) -> dict:
     """One optimisation step; returns the loss parts as detached 0-d tensors on the device. Nothing in the
     step waits for the device; `loss_table` reads an epoch's parts at once and checks them."""
     model.train()
-    batches = {k: to_device(v, device, channels_last=device.type == "cuda") for k, v in batches.items()}
+    batches = {k: to_device(v, device) for k, v in batches.items()}
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp):
         loss, parts = objective(model, batches, epoch)
@@ -232,30 +246,6 @@ def loss_table(steps: list[Mapping[str, Tensor]], epoch: int) -> tuple[list[str]
             f"non-finite loss at epoch {epoch}, step {first}: {values}; lower train.lr or check the data"
         )
     return keys, table
-
-
-@torch.no_grad()
-def predict_scores(
-    model: nn.Module, batches: Iterable[Batch], *, device: torch.device, amp: bool = True
-) -> dict[str, np.ndarray]:
-    """Probabilities sigmoid(logits) (N, C) of the prediction head, with the batch labels and indices."""
-    model.eval()
-    predictor = _unwrap(model)
-    scores, observed, full, index = [], [], [], []
-    for batch in batches:
-        images = to_device({"image": batch["image"]}, device, channels_last=device.type == "cuda")["image"]
-        with autocast(device, amp):
-            logits = predictor.predict(images)
-        scores.append(torch.sigmoid(logits.float()).cpu())
-        observed.append(batch["labels_observed"])
-        full.append(batch["labels_full"])
-        index.append(batch["index"])
-    return {
-        "scores": torch.cat(scores).numpy(),
-        "labels_observed": torch.cat(observed).numpy(),
-        "labels_full": torch.cat(full).numpy(),
-        "index": torch.cat(index).numpy(),
-    }
 
 
 def build_optimizer(model: nn.Module, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:

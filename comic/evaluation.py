@@ -1,51 +1,120 @@
-"""Test-split evaluation: the metrics DVC tracks and the data of its plots."""
+"""Scoring models: predictions over a split, the metrics of a split (also across DDP ranks), the test
+report DVC tracks, and the data of its plots. The test split is scored here and never feeds a choice."""
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
+from comic import distributed
+from comic.config import MetricsConfig
+from comic.data.dataset import MultiLabelDataset
+from comic.data.store import load_classes
+from comic.data.transforms import build_transform
+from comic.device import autocast, to_device, unwrap
+from comic.export import load_model_file
+from comic.files import write_csv, write_json
 from comic.metrics import multilabel_report, per_class_average_precision, shot_groups
+
+
+@torch.no_grad()
+def predict_scores(
+    model: nn.Module, batches: Iterable[Mapping[str, Tensor]], *, device: torch.device, amp: bool
+) -> dict[str, np.ndarray]:
+    """Probabilities sigmoid(logits) (N, C) of the model's prediction, with the batch labels and indices."""
+    model.eval()
+    predictor = unwrap(model)
+    scores, observed, full, index = [], [], [], []
+    for batch in batches:
+        images = to_device({"image": batch["image"]}, device)["image"]
+        with autocast(device, amp):
+            logits = predictor.predict(images)
+        scores.append(torch.sigmoid(logits.float()).cpu())
+        observed.append(batch["labels_observed"])
+        full.append(batch["labels_full"])
+        index.append(batch["index"])
+    return {
+        "scores": torch.cat(scores).numpy(),
+        "labels_observed": torch.cat(observed).numpy(),
+        "labels_full": torch.cat(full).numpy(),
+        "index": torch.cat(index).numpy(),
+    }
+
+
+def predict_split(model: nn.Module, data_dir, split: str, *, image_size: int, batch_size: int = 128) -> dict:
+    """`predict_scores` over a whole split on the CPU, in dataset order."""
+    dataset = MultiLabelDataset(data_dir, split, build_transform(False, image_size))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    return predict_scores(model, loader, device=torch.device("cpu"), amp=False)
+
+
+def gather_predictions(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """All ranks' predictions in dataset order, sampler padding (repeated indices) dropped."""
+    if distributed.is_distributed():
+        parts: list = [None] * distributed.world_size()
+        dist.all_gather_object(parts, local)
+    else:
+        parts = [local]
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in local}
+    _, first = np.unique(merged["index"], return_index=True)
+    return {k: v[first] for k, v in merged.items()}
+
+
+def report(labels_nc, scores_nc, train_counts_c, metrics: MetricsConfig) -> dict:
+    """`comic.metrics.multilabel_report` with the shot groups and decision threshold of `metrics`."""
+    return multilabel_report(
+        labels_nc,
+        scores_nc,
+        np.asarray(train_counts_c),
+        many_threshold=metrics.many_threshold,
+        few_threshold=metrics.few_threshold,
+        decision_threshold=metrics.decision_threshold,
+    )
+
+
+def evaluate(model, batches, classes: dict, metrics: MetricsConfig, *, device, amp: bool, label_key: str) -> dict:
+    """Metrics of one split against `label_key` (`labels_observed` on validation: selection never sees the
+    hidden labels), predictions gathered from every rank (the same result on each)."""
+    merged = gather_predictions(predict_scores(model, batches, device=device, amp=amp))
+    return report(merged[label_key], merged["scores"], classes["train_counts"], metrics)
 
 
 def _finite(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def test_report(labels_nc, scores_nc, classes: dict, *, many: int, few: int, decision: float) -> dict:
+def test_report(labels_nc, scores_nc, classes: dict, metrics: MetricsConfig) -> dict:
     """metrics.json: mAP, per-group mAP, recall/precision@0.5 (percent) and per-class AP with names."""
-    counts = np.asarray(classes["train_counts"])
-    report = multilabel_report(
-        labels_nc, scores_nc, counts, many_threshold=many, few_threshold=few, decision_threshold=decision
-    )
-    for row in report["per_class"]:
+    result = report(labels_nc, scores_nc, classes["train_counts"], metrics)
+    for row in result["per_class"]:
         row["name"] = classes["names"][row["index"]]
-    return {k: _finite(v) if not isinstance(v, list) else v for k, v in report.items()}
+    return {k: _finite(v) if not isinstance(v, list) else v for k, v in result.items()}
 
 
-def score_model_file(path, data_dir, *, many: int, few: int, decision: float) -> tuple[dict, dict]:
-    """`(test_report, predictions)` of a model file on `data_dir`'s test split, scored against the full
-    labels with the dataset's own class statistics. Raises ValueError if the model predicts other classes."""
-    from comic.config import Params, from_dict
-    from comic.data import load_classes
-    from comic.export import load_model_file
-    from comic.selection import predict_split
+def score_on_test(model: nn.Module, data_dir, *, image_size: int, metrics: MetricsConfig) -> tuple[dict, dict]:
+    """`(test_report, predictions)` of a model on `data_dir`'s test split against the full labels."""
+    test = predict_split(model, data_dir, "test", image_size=image_size)
+    return test_report(test["labels_full"], test["scores"], load_classes(data_dir), metrics), test
 
+
+def score_model_file(path, data_dir, metrics: MetricsConfig) -> tuple[dict, dict]:
+    """`score_on_test` of a model file, with the dataset's own class statistics. Raises ValueError if the
+    model predicts other classes than the dataset has."""
     model, bundle = load_model_file(path)
-    classes = load_classes(data_dir)
-    if list(bundle["classes"]["names"]) != list(classes["names"]):
+    names = load_classes(data_dir)["names"]
+    if list(bundle["classes"]["names"]) != list(names):
         raise ValueError(
             f"{path}: the model predicts {len(bundle['classes']['names'])} classes that differ from the "
-            f"{len(classes['names'])} classes of {data_dir}; it cannot be evaluated on this test split"
+            f"{len(names)} classes of {data_dir}; it cannot be evaluated on this test split"
         )
-    test = predict_split(model, data_dir, "test", from_dict(Params, bundle["params"]))
-    report = test_report(test["labels_full"], test["scores"], classes, many=many, few=few, decision=decision)
-    return report, test
+    return score_on_test(model, data_dir, image_size=bundle["image_size"], metrics=metrics)
 
 
 def precision_recall_rows(labels_nc, scores_nc, groups_c, points: int = 50) -> list[dict]:
@@ -67,25 +136,14 @@ def precision_recall_rows(labels_nc, scores_nc, groups_c, points: int = 50) -> l
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    with staging.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(staging, path)
-
-
-def write_reports(report: dict, labels_nc, scores_nc, classes: dict, *, metrics_path, plots_dir, many, few) -> None:
-    metrics_path, plots_dir = Path(metrics_path), Path(plots_dir)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    staging = metrics_path.with_name(f".{metrics_path.name}.tmp")
-    staging.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(staging, metrics_path)
+def write_reports(result: dict, predictions: dict, classes: dict, metrics: MetricsConfig, *, metrics_path, plots_dir):
+    """`metrics.json` and the plot data (AP against training count, precision-recall by shot group)."""
+    labels_nc, scores_nc = predictions["labels_full"], predictions["scores"]
+    write_json(metrics_path, result)
+    plots_dir = Path(plots_dir)
     ap = per_class_average_precision(labels_nc, scores_nc)
-    groups = shot_groups(np.asarray(classes["train_counts"]), many, few)
-    _write_csv(
+    groups = shot_groups(np.asarray(classes["train_counts"]), metrics.many_threshold, metrics.few_threshold)
+    write_csv(
         plots_dir / "ap_vs_train_count.csv",
         [
             {"class": name, "train_count": int(count), "group": str(group), "ap": round(float(100 * a), 4)}
@@ -93,4 +151,4 @@ def write_reports(report: dict, labels_nc, scores_nc, classes: dict, *, metrics_
             if not math.isnan(a)
         ],
     )
-    _write_csv(plots_dir / "precision_recall.csv", precision_recall_rows(labels_nc, scores_nc, groups))
+    write_csv(plots_dir / "precision_recall.csv", precision_recall_rows(labels_nc, scores_nc, groups))

@@ -3,22 +3,20 @@ counts, per-class decision thresholds chosen on validation, image size). Loads w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from comic.config import Params, from_dict, to_dict
+from comic.files import atomic_file
 from comic.models import build_model
 
 FORMAT_VERSION = 1
 
 
 def save_model_file(path: str | Path, weights: dict, params: Params, classes: dict, thresholds: list[float]) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the model file (atomically)."""
     bundle = {
         "format_version": FORMAT_VERSION,
         "weights": weights,
@@ -27,9 +25,9 @@ def save_model_file(path: str | Path, weights: dict, params: Params, classes: di
         "thresholds": [float(t) for t in thresholds],
         "image_size": params.data.image_size,
     }
-    staging = path.with_name(f".{path.name}.tmp")
-    torch.save(bundle, staging)
-    os.replace(staging, path)
+    # Through a file object: torch names the archive inside after a path, and the temporary one is random.
+    with atomic_file(path) as tmp, tmp.open("wb") as handle:
+        torch.save(bundle, handle)
 
 
 def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

@@ -12,8 +12,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 REGISTRY_PREFIXES = ("models:/", "runs:/")  # resolved through the tracking server
 URI_PREFIXES = (*REGISTRY_PREFIXES, "mlflow-artifacts:/", "file:", "s3:", "gs:")
@@ -22,12 +20,10 @@ URI_PREFIXES = (*REGISTRY_PREFIXES, "mlflow-artifacts:/", "file:", "s3:", "gs:")
 def load_predictor(model: str, tracking_uri: str):
     """A loaded `comic.serving.ComicModel`: `model` is a comic model file, an MLflow model URI
     (models:/comic@champion, runs:/..., file:...) or a downloaded pyfunc folder."""
-    from comic.serving import MODEL_ARTIFACT, ComicModel
+    from comic.serving import ComicModel
 
     if Path(model).is_file():
-        predictor = ComicModel()
-        predictor.load_context(type("Context", (), {"artifacts": {MODEL_ARTIFACT: model}})())
-        return predictor
+        return ComicModel().load(model)
     if not (Path(model).is_dir() or model.startswith(URI_PREFIXES)):
         raise FileNotFoundError(f"{model}: no such model file, and not an MLflow model URI (models:/comic@champion)")
     import mlflow
@@ -95,23 +91,14 @@ def _row_bytes(source: Path, id_: str, image: bytes | None, path: str | None) ->
     return Path(path).read_bytes()
 
 
-def _undecodable(ids: list[str], images: list[bytes]) -> str | None:
-    import cv2
-
-    for id_, data in zip(ids, images, strict=True):
-        if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR) is None:
-            return id_
-    return None
-
-
 def predict_to_jsonl(predictor, source: str | Path, output: str | Path, *, batch_size: int = 64) -> int:
     """Write one JSON line per image to `output` (atomically); returns the number of rows."""
-    import pandas as pd
     from tqdm import tqdm
 
-    from comic.data.store import atomic_file
+    from comic.files import atomic_file
+    from comic.images import decode_image
 
-    names = list(predictor.bundle["classes"]["names"])
+    names = predictor.class_names
     total, batches = iter_images(source, batch_size)
     rows = 0
     with (
@@ -120,13 +107,9 @@ def predict_to_jsonl(predictor, source: str | Path, output: str | Path, *, batch
         tqdm(total=total, unit="img", desc="predict", file=sys.stderr, disable=None) as bar,
     ):
         for ids, images in batches:
-            try:
-                out = predictor.predict(None, pd.DataFrame({"image": images}))
-            except ValueError as err:
-                bad = _undecodable(ids, images)
-                raise ValueError(f"{source}: image {bad!r} does not decode as PNG/JPEG" if bad else str(err)) from err
-            probabilities = out[names].to_numpy(dtype=float)  # (B, C)
-            for id_, row, labels in zip(ids, probabilities, out["labels"], strict=True):
+            decoded = [decode_image(data, f"{source}: image {id_!r}") for id_, data in zip(ids, images, strict=True)]
+            probabilities = predictor.probabilities(decoded)  # (B, C)
+            for id_, row, labels in zip(ids, probabilities, predictor.labels(probabilities), strict=True):
                 line = {"id": id_, "probabilities": dict(zip(names, map(float, row), strict=True)), "labels": labels}
                 handle.write(json.dumps(line) + "\n")
             rows += len(ids)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import ray
@@ -18,20 +17,14 @@ import ray.train
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from comic import faults
 from comic.config import Params, from_dict, to_dict
 from comic.tracking import MlflowSink
 from comic.training import train
 
 
 class RayReporter:
-    """`comic.training.Reporter` on top of `ray.train.report` / `ray.train.get_checkpoint`.
-
-    `crash_once` = (epoch, marker file) is fault injection for tests and drills: the last rank's process
-    dies right after reporting that epoch, once (the marker remembers), as a killed worker would.
-    """
-
-    def __init__(self, crash_once: tuple[int, str] | None = None):
-        self.crash_once = crash_once
+    """`comic.training.Reporter` on top of `ray.train.report` / `ray.train.get_checkpoint`."""
 
     def restore(self) -> Path | None:
         checkpoint = ray.train.get_checkpoint()
@@ -40,15 +33,8 @@ class RayReporter:
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)
-        if self.crash_once and metrics["epoch"] == self.crash_once[0]:
-            context = ray.train.get_context()
-            marker = Path(self.crash_once[1])
-            if context.get_world_rank() == context.get_world_size() - 1 and not marker.exists():
-                marker.write_text("crashed once\n")
-                # Die later in the next epoch, as a killed worker would: the controller consumes reports
-                # by polling every 2 s, and a report still queued when its worker dies is lost.
-                time.sleep(6)
-                os._exit(1)
+        context = ray.train.get_context()
+        faults.after_worker_report(metrics["epoch"], context.get_world_rank(), context.get_world_size())
 
 
 def use_assigned_cpus() -> int:
@@ -69,8 +55,7 @@ def train_loop_per_worker(config: dict) -> None:
     sink = None
     if config.get("mlflow_run_id") and ray.train.get_context().get_world_rank() == 0:
         sink = MlflowSink(config["mlflow_uri"], config["mlflow_run_id"])
-    crash_once = tuple(config["crash_once"]) if config.get("crash_once") else None
-    train(params, config["data_dir"], RayReporter(crash_once), sink)
+    train(params, config["data_dir"], RayReporter(), sink)
 
 
 # The params sections a training run depends on; tracking, tuning and registration settings do not change
@@ -97,6 +82,39 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, log_to_driver=True)
 
 
+def build_trainer(
+    params: Params,
+    data_dir: str | Path,
+    *,
+    run_config: RunConfig,
+    mlflow: tuple[str, str] | None,
+    cpus_per_worker: float = 1.0,
+) -> TorchTrainer:
+    """A `TorchTrainer` of `params.train.num_workers` workers running `train_loop_per_worker`; `mlflow` is
+    (tracking URI, run id) for rank 0's per-epoch metrics."""
+    gpu = {"GPU": 1} if params.train.use_gpu else {}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "params": to_dict(params),
+            "data_dir": str(Path(data_dir).resolve()),
+            "mlflow_uri": mlflow[0] if mlflow else None,
+            "mlflow_run_id": mlflow[1] if mlflow else None,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=params.train.num_workers,
+            use_gpu=params.train.use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker, **gpu},
+        ),
+        run_config=run_config,
+    )
+
+
+def storage_uri(storage_path: str | Path) -> str:
+    """An `s3://...` URI as given, a local folder made absolute (Ray workers run elsewhere)."""
+    return str(storage_path) if "://" in str(storage_path) else str(Path(storage_path).resolve())
+
+
 def fit(
     params: Params,
     data_dir: str | Path,
@@ -105,30 +123,12 @@ def fit(
     name: str,
     mlflow: tuple[str, str] | None = None,
     max_failures: int = 2,
-    crash_once: tuple[int, str] | None = None,
 ):
-    """Train with Ray Train; returns the `ray.train.Result` (its checkpoint is the last epoch's).
-    `mlflow` is (tracking URI, run id) for rank 0's per-epoch metrics."""
-    storage = str(storage_path) if "://" in str(storage_path) else str(Path(storage_path).resolve())
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "params": to_dict(params),
-            "data_dir": str(Path(data_dir).resolve()),
-            "mlflow_uri": mlflow[0] if mlflow else None,
-            "mlflow_run_id": mlflow[1] if mlflow else None,
-            "crash_once": crash_once,
-        },
-        scaling_config=ScalingConfig(
-            num_workers=params.train.num_workers,
-            use_gpu=params.train.use_gpu,
-            resources_per_worker={"CPU": 1, **({"GPU": 1} if params.train.use_gpu else {})},
-        ),
-        run_config=RunConfig(
-            name=name,
-            storage_path=storage,
-            failure_config=FailureConfig(max_failures=max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-        ),
+    """Train with Ray Train; returns the `ray.train.Result` (its checkpoint is the last epoch's)."""
+    run_config = RunConfig(
+        name=name,
+        storage_path=storage_uri(storage_path),
+        failure_config=FailureConfig(max_failures=max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=2),
     )
-    return trainer.fit()
+    return build_trainer(params, data_dir, run_config=run_config, mlflow=mlflow).fit()

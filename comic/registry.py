@@ -14,7 +14,6 @@ anything is written, and the version is created with its tags in one call.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import tempfile
@@ -26,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comic.config import MetricsConfig, RegisterConfig
-from comic.data.store import atomic_file
-from comic.tracking import RunRecord, file_sha256
+from comic.files import file_sha256, write_json
+from comic.tracking import RunRecord
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 GROUPS = ("many", "medium", "few")
@@ -156,9 +155,7 @@ def evaluate_model_file(path: str | Path, data_dir: str | Path, metrics: Metrics
     Raises ValueError if the model predicts other classes than the dataset has."""
     from comic.evaluation import score_model_file
 
-    report, _ = score_model_file(
-        path, data_dir, many=metrics.many_threshold, few=metrics.few_threshold, decision=metrics.decision_threshold
-    )
+    report, _ = score_model_file(path, data_dir, metrics)
     return {key: report[key] for key in SUMMARY_KEYS}
 
 
@@ -371,5 +368,4 @@ def _outcome(promoted: bool, already: bool, before: str | None, before_metrics, 
 
 
 def write_report(path: str | Path, report: dict) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(path, report)

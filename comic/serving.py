@@ -15,57 +15,67 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 
+from comic.images import decode_image
 from comic.tracking import mlflow_uri
 
 MODEL_ARTIFACT = "model"
 
 
-def decode_image(value, row: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from bytes or base64 text; the error names the row."""
-    import cv2
-
-    data = value
+def _row_bytes(value, row: int) -> bytes:
+    """Encoded image bytes of a request row: bytes as given, or base64 text decoded."""
     if isinstance(value, str):
         try:
-            data = base64.b64decode(value, validate=True)
+            return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as err:
             raise ValueError(f"row {row}: `image` is text but not base64 ({err})") from err
-    image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_ANYCOLOR)
-    if image is None:
-        raise ValueError(f"row {row}: `image` does not decode as PNG/JPEG")
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return value
 
 
 class ComicModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around a `comic.export` model file (weights load with weights_only=True)."""
 
     def load_context(self, context) -> None:
-        from comic.data import build_transform
+        self.load(context.artifacts[MODEL_ARTIFACT])
+
+    def load(self, model_path: str | Path) -> ComicModel:
+        from comic.data.transforms import build_transform
         from comic.export import load_model_file
 
-        self.model, self.bundle = load_model_file(context.artifacts[MODEL_ARTIFACT])
+        self.model, self.bundle = load_model_file(model_path)
         self.transform = build_transform(False, self.bundle["image_size"])
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.bundle["classes"]["names"])
+
+    def probabilities(self, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """(N, C) class probabilities of decoded (H, W, 3) uint8 RGB images."""
+        import torch
+
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = torch.stack([self.transform(image) for image in images[start : start + batch_size]])
+            with torch.no_grad():
+                out.append(torch.sigmoid(self.model.predict(batch)).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
+
+    def labels(self, probabilities_nc: np.ndarray) -> list[list[str]]:
+        """Per image, the classes whose probability reaches their threshold (chosen on validation)."""
+        thresholds = np.asarray(self.bundle["thresholds"])
+        return [
+            [n for n, s, t in zip(self.class_names, row, thresholds, strict=True) if s >= t] for row in probabilities_nc
+        ]
 
     def predict(self, context, model_input, params=None):
         import pandas as pd
-        import torch
 
         if "image" not in model_input:
             raise ValueError("input needs a column `image` with encoded image bytes or base64 text")
-        names, thresholds = self.bundle["classes"]["names"], np.asarray(self.bundle["thresholds"])
-        probabilities = []
-        images = list(model_input["image"])
-        for start in range(0, len(images), 64):
-            batch = torch.stack(
-                [self.transform(decode_image(v, start + i)) for i, v in enumerate(images[start : start + 64])]
-            )
-            with torch.no_grad():
-                probabilities.append(torch.sigmoid(self.model.predict(batch)).numpy())
-        scores = np.concatenate(probabilities) if probabilities else np.zeros((0, len(names)))
-        out = pd.DataFrame(scores, columns=names)
-        out["labels"] = [[n for n, s, t in zip(names, row, thresholds, strict=True) if s >= t] for row in scores]
+        images = [decode_image(_row_bytes(v, row), f"row {row}") for row, v in enumerate(model_input["image"])]
+        scores = self.probabilities(images)
+        out = pd.DataFrame(scores, columns=self.class_names)
+        out["labels"] = self.labels(scores)
         return out
 
 
@@ -75,8 +85,7 @@ def log_pyfunc(uri: str, run_id: str, model_path: str, example_images: list[byte
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({"image": [base64.b64encode(b).decode() for b in example_images]})
-    probe = ComicModel()
-    probe.load_context(type("Context", (), {"artifacts": {MODEL_ARTIFACT: model_path}})())
+    probe = ComicModel().load(model_path)
     signature = infer_signature(example, probe.predict(None, example))
     with mlflow_uri(uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(

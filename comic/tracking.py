@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from comic.files import write_json
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "mlflow/artifacts"
 
@@ -26,14 +27,6 @@ class MetricSink(Protocol):
     def log(self, metrics: dict, step: int) -> None: ...
 
     def close(self) -> None: ...
-
-
-class NullSink:
-    def log(self, metrics: dict, step: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def tracking_uri(configured: str | None) -> str:
@@ -160,11 +153,7 @@ class RunRecord:
     model_sha256: str  # of the model file logged with it
 
     def write(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.tmp")
-        staging.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        os.replace(staging, path)
+        write_json(path, dataclasses.asdict(self))
 
     @classmethod
     def read(cls, path: str | Path) -> RunRecord:
@@ -177,11 +166,3 @@ class RunRecord:
         if missing:
             raise ValueError(f"{path}: missing keys {missing}; rerun the train stage")
         return cls(**{name: raw[name] for name in names})
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

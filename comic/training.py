@@ -1,15 +1,14 @@
-"""The per-worker training loop: data, model, epochs, validation, checkpoints.
+"""The per-worker training loop: data, model, epochs, validation, checkpoints; and the model file after it.
 
 It runs the same in one process or as one rank of a DDP group (Ray Train starts the group; see
 `comic.ray_train`). Checkpoints and metrics go through a `Reporter`, so the loop does not depend on Ray:
 `LocalReporter` keeps checkpoints in a folder (tests, single process), `comic.ray_train.RayReporter` hands
-them to Ray Train. Model selection uses the validation split only.
+them to Ray Train. Model selection uses the validation split only (`comic.history`).
 """
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -18,30 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from comic import distributed
+from comic import checkpoint, distributed
 from comic.config import Params
-from comic.data import (
-    ClassAwareSampler,
-    InstanceSampler,
-    MultiLabelDataset,
-    build_transform,
-    load_classes,
-    seed_worker,
-)
-from comic.engine import Objective, build_optimizer, loss_table, predict_scores, seed_everything, train_step
-from comic.metrics import multilabel_report
+from comic.data.dataset import MultiLabelDataset
+from comic.data.samplers import ClassAwareSampler, InstanceSampler
+from comic.data.store import load_classes
+from comic.data.transforms import build_transform, seed_worker
+from comic.device import worker_device
+from comic.engine import build_objective, build_optimizer, loss_table, seed_everything, train_step
+from comic.evaluation import evaluate, predict_split
+from comic.export import save_model_file
+from comic.history import SELECTED, trailing_mean, write_history
+from comic.metrics import choose_thresholds
 from comic.models import build_model
 from comic.tracking import MetricSink
-
-# Checkpoint layout: one folder per epoch with these files.
-STATE_FILE = "state.pt"  # everything needed to resume (model, optimizer, scheduler, objective, RNG, history)
-BEST_FILE = "best_model.pt"  # weights of the best epoch by validation mAP, with what is needed to use them
 
 
 class Reporter(Protocol):
@@ -61,7 +55,7 @@ class LocalReporter:
 
     def restore(self) -> Path | None:
         latest = Path(self.root) / "checkpoint"
-        return latest if (latest / STATE_FILE).is_file() else None
+        return latest if (latest / checkpoint.STATE_FILE).is_file() else None
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         self.history.append(metrics)
@@ -72,16 +66,6 @@ class LocalReporter:
             shutil.copytree(checkpoint_dir, staging)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
-
-
-def worker_device(use_gpu: bool) -> torch.device:
-    if not use_gpu:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("train.use_gpu is true but CUDA is not available; set train.use_gpu: false")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
 
 
 def _loader(dataset, sampler, batch_size: int, device: torch.device) -> DataLoader:
@@ -103,26 +87,24 @@ class RunData:
     train: MultiLabelDataset
     val: MultiLabelDataset
     classes: dict
-    instance: InstanceSampler
+    instance: InstanceSampler | ClassAwareSampler
     rebalanced: ClassAwareSampler | None
     val_sampler: InstanceSampler
 
 
-def load_run_data(params: Params, data_dir: str | Path) -> RunData:
-    size = params.data.image_size
-    train = MultiLabelDataset(data_dir, "train", build_transform(True, size))
-    val = MultiLabelDataset(data_dir, "val", build_transform(False, size))
-    rank, world = distributed.rank(), distributed.world_size()
-    seed = params.seed
-    if params.model.name == "single" and params.train.sampler == "class_aware":
-        instance = ClassAwareSampler(train.labels_observed, seed=seed, num_replicas=world, rank=rank)
+def load_run_data(data_dir: str | Path, *, image_size: int, seed: int, class_aware: bool, rebalanced: bool) -> RunData:
+    """This rank's data: the instance stream (class-aware sampled with `class_aware`), the re-balanced stream
+    of COMIC's tail branch when `rebalanced`, and validation."""
+    train = MultiLabelDataset(data_dir, "train", build_transform(True, image_size))
+    val = MultiLabelDataset(data_dir, "val", build_transform(False, image_size))
+    shard = {"num_replicas": distributed.world_size(), "rank": distributed.rank()}
+    if class_aware:
+        instance = ClassAwareSampler(train.labels_observed, seed=seed, **shard)
     else:
-        instance = InstanceSampler(len(train), seed=seed, num_replicas=world, rank=rank, shuffle=True)
-    rebalanced = None
-    if params.model.name == "comic":
-        rebalanced = ClassAwareSampler(train.labels_observed, seed=seed + 1, num_replicas=world, rank=rank)
-    val_sampler = InstanceSampler(len(val), seed=seed, num_replicas=world, rank=rank, shuffle=False)
-    return RunData(train, val, load_classes(data_dir), instance, rebalanced, val_sampler)
+        instance = InstanceSampler(len(train), seed=seed, shuffle=True, **shard)
+    second = ClassAwareSampler(train.labels_observed, seed=seed + 1, **shard) if rebalanced else None
+    val_sampler = InstanceSampler(len(val), seed=seed, shuffle=False, **shard)
+    return RunData(train, val, load_classes(data_dir), instance, second, val_sampler)
 
 
 def per_worker_batch(global_batch: int) -> int:
@@ -130,28 +112,6 @@ def per_worker_batch(global_batch: int) -> int:
     if global_batch % world:
         raise ValueError(f"train.batch_size ({global_batch}) must be divisible by train.num_workers ({world})")
     return global_batch // world
-
-
-def gather_predictions(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """All ranks' predictions in dataset order, sampler padding (repeated indices) dropped."""
-    if distributed.is_distributed():
-        parts: list = [None] * distributed.world_size()
-        dist.all_gather_object(parts, local)
-    else:
-        parts = [local]
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in local}
-    _, first = np.unique(merged["index"], return_index=True)
-    return {k: v[first] for k, v in merged.items()}
-
-
-def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
 
 
 def _mean_parts(steps: list[dict], epoch: int) -> dict[str, float]:
@@ -175,49 +135,73 @@ def _batches(data: RunData, batch_size: int, device: torch.device) -> Iterator[d
         yield {"instance": first, "rebalanced": second}
 
 
+def _gather_rng() -> list[dict]:
+    """Every rank's RNG state, so that each rank resumes its own stream."""
+    state = checkpoint.rng_state()
+    if not distributed.is_distributed():
+        return [state]
+    states: list = [None] * distributed.world_size()
+    dist.all_gather_object(states, state)
+    return states
+
+
 def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: MetricSink | None = None) -> dict:
     """Train for `params.train.epochs`, resuming from the reporter's checkpoint if there is one.
     Returns the last epoch's metrics (identical on every rank)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    device = worker_device(params.train.use_gpu)
+    settings = params.train
+    device = worker_device(settings.use_gpu)
     seed_everything(params.seed + distributed.rank())
-    data = load_run_data(params, data_dir)
+    comic = params.model.name == "comic"
+    data = load_run_data(
+        data_dir,
+        image_size=params.data.image_size,
+        seed=params.seed,
+        class_aware=not comic and settings.sampler == "class_aware",
+        rebalanced=comic,
+    )
     num_classes = len(data.classes["names"])
-    class_counts = torch.tensor(data.classes["train_counts"], dtype=torch.float32)
 
     model = build_model(params.model, params.balance, num_classes=num_classes).to(device)
     if device.type == "cuda" and distributed.is_distributed():
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    objective = Objective(params, class_counts=class_counts, num_samples=len(data.train)).to(device)
-    optimizer = build_optimizer(model, lr=params.train.lr, weight_decay=params.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.train.epochs)
-    progress = {"epoch": 0, "best_val_map": -1.0, "best_epoch": -1, "history": [], "resumed_at": []}
+    objective = build_objective(
+        model_name=params.model.name,
+        loss=params.loss,
+        correction=params.correction,
+        balance=params.balance,
+        class_counts=torch.tensor(data.classes["train_counts"], dtype=torch.float32),
+        num_samples=len(data.train),
+    ).to(device)
+    optimizer = build_optimizer(model, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    progress = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "history": [], "resumed_at": []}
 
-    checkpoint = reporter.restore()
+    restored = reporter.restore()
     best_state = None
-    if checkpoint is not None:
-        state = torch.load(checkpoint / STATE_FILE, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        objective.load_state_dict(state["objective"])
-        _set_rng_state(state["rng"][min(distributed.rank(), len(state["rng"]) - 1)])
-        progress = state["progress"]
+    if restored is not None:
+        state, best_state = checkpoint.load(restored, map_location=device)
+        model.load_state_dict(state[checkpoint.MODEL])
+        optimizer.load_state_dict(state[checkpoint.OPTIMIZER])
+        scheduler.load_state_dict(state[checkpoint.SCHEDULER])
+        objective.load_state_dict(state[checkpoint.OBJECTIVE])
+        ranks = state[checkpoint.RNG]
+        checkpoint.set_rng_state(ranks[min(distributed.rank(), len(ranks) - 1)])
+        progress = state[checkpoint.PROGRESS]
         progress["resumed_at"].append(progress["epoch"])
-        best_state = torch.load(checkpoint / BEST_FILE, map_location="cpu", weights_only=True)
 
     wrapped: nn.Module = model
     if distributed.is_distributed():
         device_ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    if params.train.compile:
+    if settings.compile:
         wrapped = torch.compile(wrapped)
 
-    batch_size = per_worker_batch(params.train.batch_size)
+    batch_size = per_worker_batch(settings.batch_size)
     metrics: dict = progress["history"][-1] if progress["history"] else {}
-    for epoch in range(progress["epoch"], params.train.epochs):
+    for epoch in range(progress["epoch"], settings.epochs):
         for sampler in (data.instance, data.rebalanced):
             if sampler is not None:
                 sampler.set_epoch(epoch)
@@ -226,7 +210,7 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
         steps = []
         for batches in _batches(data, batch_size, device):
             steps.append(
-                train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=params.train.amp)
+                train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=settings.amp)
             )
             images += sum(len(batch["index"]) for batch in batches.values())
         if device.type == "cuda":
@@ -237,12 +221,23 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
         # Loaded images (both streams for COMIC, data loading included) per second, summed over ranks.
         metrics["train/images_per_s"] = float(throughput)
         metrics.update({f"correction/{k}": v for k, v in objective.end_epoch().items()})
-        val = evaluate(model, data.val, data.val_sampler, data.classes, params, device, batch_size, "labels_observed")
+        val_loader = _loader(data.val, data.val_sampler, batch_size, device)
+        val = evaluate(
+            model,
+            val_loader,
+            data.classes,
+            params.metrics,
+            device=device,
+            amp=settings.amp,
+            label_key="labels_observed",
+        )
         metrics.update({f"val/{k}": v for k, v in val.items() if k != "per_class"})
-        if metrics["val/mAP"] > progress["best_val_map"]:
-            progress.update(best_val_map=metrics["val/mAP"], best_epoch=epoch)
+        curve = [row["val/mAP"] for row in progress["history"]] + [metrics["val/mAP"]]
+        metrics[SELECTED] = trailing_mean(curve, settings.select_window)
+        if metrics[SELECTED] > progress["best_score"]:
+            progress.update(best_score=metrics[SELECTED], best_epoch=epoch)
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        metrics.update({"best/val_mAP": progress["best_val_map"], "best/epoch": progress["best_epoch"]})
+        metrics.update({"best/val_mAP_smoothed": progress["best_score"], "best/epoch": progress["best_epoch"]})
         progress["epoch"] = epoch + 1
         progress["history"].append(metrics)
         rng = _gather_rng()
@@ -251,42 +246,30 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
             if distributed.rank() == 0:
                 checkpoint_dir = Path(folder)
                 state = {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "objective": objective.state_dict(),
-                    "rng": rng,
-                    "progress": progress,
+                    checkpoint.MODEL: model.state_dict(),
+                    checkpoint.OPTIMIZER: optimizer.state_dict(),
+                    checkpoint.SCHEDULER: scheduler.state_dict(),
+                    checkpoint.OBJECTIVE: objective.state_dict(),
+                    checkpoint.RNG: rng,
+                    checkpoint.PROGRESS: progress,
                 }
-                torch.save(state, checkpoint_dir / STATE_FILE)
-                torch.save(best_state, checkpoint_dir / BEST_FILE)
+                checkpoint.save(checkpoint_dir, state, best_state)
             reporter.report(metrics, checkpoint_dir)
         if sink is not None and distributed.rank() == 0:
             sink.log(metrics, step=epoch)
     return metrics
 
 
-def _gather_rng() -> list[dict]:
-    """Every rank's RNG state, so that each rank resumes its own stream."""
-    state = _rng_state()
-    if not distributed.is_distributed():
-        return [state]
-    states: list = [None] * distributed.world_size()
-    dist.all_gather_object(states, state)
-    return states
-
-
-def evaluate(model, dataset, sampler, classes, params: Params, device, batch_size: int, label_key: str) -> dict:
-    """Metrics on one split against `label_key` (`labels_observed` on validation: selection never sees the
-    hidden labels), predictions gathered from every rank (the same result on each)."""
-    loader = _loader(dataset, sampler, batch_size, device)
-    local = predict_scores(model, loader, device=device, amp=params.train.amp)
-    merged = gather_predictions(local)
-    return multilabel_report(
-        merged[label_key],
-        merged["scores"],
-        np.asarray(classes["train_counts"]),
-        many_threshold=params.metrics.many_threshold,
-        few_threshold=params.metrics.few_threshold,
-        decision_threshold=params.metrics.decision_threshold,
-    )
+def finish_training(params: Params, data_dir, checkpoint_dir: Path, model_path, history_path) -> dict:
+    """The model file of the selected epoch, with per-class decision thresholds chosen on validation, and
+    the history CSV; returns the run's progress (best epoch, history)."""
+    state, best_weights = checkpoint.load(checkpoint_dir)
+    classes = load_classes(data_dir)
+    model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
+    model.load_state_dict(best_weights)
+    val = predict_split(model, data_dir, "val", image_size=params.data.image_size)
+    thresholds = choose_thresholds(val["labels_observed"], val["scores"], default=params.metrics.decision_threshold)
+    save_model_file(model_path, best_weights, params, classes, thresholds.tolist())
+    progress = state[checkpoint.PROGRESS]
+    write_history(history_path, progress["history"])
+    return progress

@@ -10,7 +10,6 @@ search and one child run per trial.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass
@@ -21,7 +20,10 @@ import ray
 import yaml
 from ray import tune
 
+from comic import faults
 from comic.config import Params, SearchDim, from_dict, override, to_dict
+from comic.files import write_csv, write_text
+from comic.ray_train import build_trainer, init_ray, storage_uri
 from comic.tracking import MlflowSink
 from comic.training import train
 
@@ -77,9 +79,7 @@ def trainable(config: dict, setup: dict) -> None:
     what every trial shares (base params, data folder, epochs, resources, MLflow ids), passed once
     through `tune.with_parameters`."""
     sample = dict(config["sample"])
-    trial_index = int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
-    if trial_index in (setup.get("fail_trials") or ()):  # fault injection for tests and drills
-        raise RuntimeError(f"injected failure of trial {trial_index} ({sample})")
+    faults.before_trial(int(tune.get_context().get_trial_id().rsplit("_", 1)[-1]), sample)
     params = trial_params(setup["base"], sample, setup["epochs"])
     sink = _child_run(setup, sample)
     if setup["workers_per_trial"] == 0:
@@ -91,29 +91,18 @@ def trainable(config: dict, setup: dict) -> None:
 
 
 def _train_distributed(params: Params, setup: dict, sink) -> None:
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import RunConfig
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from comic.ray_train import train_loop_per_worker
-
-    workers = setup["workers_per_trial"]
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "params": to_dict(params),
-            "data_dir": setup["data_dir"],
-            "mlflow_uri": sink and sink.uri,
-            "mlflow_run_id": sink and sink.run_id,
-        },
-        scaling_config=ScalingConfig(
-            num_workers=workers, use_gpu=params.train.use_gpu, resources_per_worker={"CPU": setup["cpus_per_worker"]}
-        ),
-        run_config=RunConfig(
-            name=f"{tune.get_context().get_trial_name()}-train",
-            storage_path=setup["storage_path"],
-            callbacks=[TuneReportCallback()],
-        ),
+    run_config = RunConfig(
+        name=f"{tune.get_context().get_trial_name()}-train",
+        storage_path=setup["storage_path"],
+        callbacks=[TuneReportCallback()],
+    )
+    params = override(params, {"train.num_workers": setup["workers_per_trial"]})
+    mlflow = (sink.uri, sink.run_id) if sink else None
+    trainer = build_trainer(
+        params, setup["data_dir"], run_config=run_config, mlflow=mlflow, cpus_per_worker=setup["cpus_per_worker"]
     )
     trainer.fit()
 
@@ -132,13 +121,12 @@ def run_search(
     storage_path: str | Path,
     name: str,
     mlflow: tuple[str, str, str] | None = None,
-    fail_trials: tuple[int, ...] = (),
 ) -> SearchResult:
     """Run the search described by `params.tune`; Ray must be initialised."""
     settings = params.tune
-    storage = str(storage_path) if "://" in str(storage_path) else str(Path(storage_path).resolve())
+    storage = storage_uri(storage_path)
     distributed = settings.workers_per_trial > 0
-    # A distributed trial holds a sliver of a CPU and its Ray Train workers hold the rest (stack.md).
+    # A distributed trial holds a sliver of a CPU and its Ray Train workers hold the rest (docs/stack.md).
     resources = {"cpu": 0.1} if distributed else {"cpu": settings.cpus_per_trial}
     setup = {
         "base": to_dict(params),
@@ -149,7 +137,6 @@ def run_search(
         "cpus_per_worker": (settings.cpus_per_trial - 0.1) / max(settings.workers_per_trial, 1),
         "storage_path": storage,
         "mlflow": list(mlflow) if mlflow else None,
-        "fail_trials": list(fail_trials),
     }
     scheduler = tune.schedulers.ASHAScheduler(
         time_attr="training_iteration",
@@ -188,7 +175,7 @@ def _trial_row(result) -> dict:
         "trial": metrics.get("trial_id") or Path(result.path).name,
         "status": "error" if result.error else "ok",
         **sample,
-        METRIC: float(metrics.get("best/val_mAP", metrics.get(METRIC, math.nan))),
+        METRIC: float(metrics.get("best/val_mAP_smoothed", metrics.get(METRIC, math.nan))),
         "epochs": int(metrics.get("training_iteration", 0)),
         "error": _last_line(result.error),
     }
@@ -204,19 +191,8 @@ def _last_line(error) -> str:
 
 def write_outputs(result: SearchResult, best_params_path: str | Path, trials_path: str | Path) -> None:
     """`best_params.yaml` (dotted key -> value) and `trials.csv`, each written atomically."""
-    best_path, trials_path = Path(best_params_path), Path(trials_path)
-    for path in (best_path, trials_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    staging = best_path.with_name(f".{best_path.name}.tmp")
-    staging.write_text(yaml.safe_dump({k: _plain(v) for k, v in result.best_sample.items()}, sort_keys=True))
-    os.replace(staging, best_path)
-    columns = list(dict.fromkeys(k for row in result.trials for k in row))
-    staging = trials_path.with_name(f".{trials_path.name}.tmp")
-    with staging.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(result.trials)
-    os.replace(staging, trials_path)
+    write_text(best_params_path, yaml.safe_dump({k: _plain(v) for k, v in result.best_sample.items()}, sort_keys=True))
+    write_csv(trials_path, result.trials)
 
 
 def _plain(value):
@@ -236,7 +212,5 @@ def load_tuned(params: Params, best_params_path: str | Path) -> Params:
 
 
 def init_for_search(params: Params) -> None:
-    from comic.ray_train import init_ray
-
     if not ray.is_initialized():
         init_ray(num_cpus=max(2, math.ceil(params.tune.cpus_per_trial * params.tune.max_concurrent_trials)))

@@ -29,15 +29,13 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from comic.env import QUIET
+
 BIN = Path(sys.executable).parent
-# Each of these stops a network call or noise (shared/docs/stack.md), plus fast node-death detection: the
+# comic's quiet environment (comic/env.py), one torch thread per worker, and fast node-death detection: the
 # GCS declares a silent node dead after period * threshold (here 3 s, not 30 s) and Ray Train reschedules.
 NODE_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "NO_ALBUMENTATIONS_UPDATE": "1",
+    **QUIET,
     "OMP_NUM_THREADS": "1",
     "RAY_health_check_period_ms": "1000",
     "RAY_health_check_timeout_ms": "1000",

@@ -1,19 +1,13 @@
 """Stage build_data: the raw dataset (training pool + test split, every label observed) in `--out`."""
 
-import argparse
-
+from comic import stage
 from comic.config import load_params
 from comic.data.build import build_raw
 from comic.data.store import write_dataset
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tile-bank", required=True, help="tile bank npz of the embedded benchmark")
-    parser.add_argument("--out", required=True, help="output folder: train/test.parquet, classes.json")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-
+    args = stage.arguments(__doc__, "tile_bank", "out")
     data = load_params(args.params).data
     raw = build_raw(data, tile_bank=args.tile_bank)
     write_dataset(args.out, [raw.train, raw.test], {"names": raw.names, "source": data.source})
@@ -21,4 +15,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

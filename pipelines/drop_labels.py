@@ -1,25 +1,19 @@
 """Stage drop_labels: hide data.missing_rate of each class's positives in train and val; class stats."""
 
-import argparse
-
+from comic import stage
 from comic.config import load_params
 from comic.data.partial import class_summary, hide_labels
 from comic.data.store import load_classes, read_split, write_dataset
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--in", dest="in_dir", required=True, help="folder of split_data")
-    parser.add_argument("--out", required=True, help="output folder: train/val/test.parquet, classes.json")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-
+    args = stage.arguments(__doc__, "in_", "out")
     params = load_params(args.params)
     data, metrics = params.data, params.metrics
-    train = hide_labels(read_split(args.in_dir, "train"), data.missing_rate, data.seed)
-    val = hide_labels(read_split(args.in_dir, "val"), data.missing_rate, data.seed)
-    test = read_split(args.in_dir, "test")
-    names = load_classes(args.in_dir)["names"]
+    train = hide_labels(read_split(args.in_, "train"), data.missing_rate, data.seed)
+    val = hide_labels(read_split(args.in_, "val"), data.missing_rate, data.seed)
+    test = read_split(args.in_, "test")
+    names = load_classes(args.in_)["names"]
     classes = class_summary(names, train, val, test, metrics.many_threshold, metrics.few_threshold)
     write_dataset(args.out, [train, val, test], classes)
     hidden = 1 - train.labels_observed.sum() / train.labels_full.sum()
@@ -28,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

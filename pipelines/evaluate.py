@@ -4,45 +4,19 @@
         --plots reports/plots
 """
 
-from __future__ import annotations
-
-import argparse
-
+from comic import stage
 from comic.config import load_params
-from comic.data import load_classes
+from comic.data.store import load_classes
 from comic.evaluation import score_model_file, write_reports
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--plots", required=True)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-
+    args = stage.arguments(__doc__, "data", "model", "metrics", "plots")
     metrics = load_params(args.params).metrics
-    report, test = score_model_file(
-        args.model,
-        args.data,
-        many=metrics.many_threshold,
-        few=metrics.few_threshold,
-        decision=metrics.decision_threshold,
-    )
-    classes = load_classes(args.data)
-    write_reports(
-        report,
-        test["labels_full"],
-        test["scores"],
-        classes,
-        metrics_path=args.metrics,
-        plots_dir=args.plots,
-        many=metrics.many_threshold,
-        few=metrics.few_threshold,
-    )
+    report, test = score_model_file(args.model, args.data, metrics)
+    write_reports(report, test, load_classes(args.data), metrics, metrics_path=args.metrics, plots_dir=args.plots)
     print({k: report[k] for k in ("mAP", "mAP_many", "mAP_medium", "mAP_few")}, flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

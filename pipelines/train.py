@@ -5,33 +5,23 @@ the run record (which MLflow run and logged pyfunc the model file is; the regist
         --history reports/train_history.csv --storage ray_results --tuned reports/tune/best_params.yaml
 """
 
-from __future__ import annotations
-
-import argparse
 from pathlib import Path
 
 import ray
 
+from comic import stage
 from comic.config import flatten, load_params
-from comic.data import read_split
+from comic.data.store import read_split
+from comic.files import file_sha256
 from comic.ray_train import fit, init_ray, run_name
-from comic.selection import finish_training
 from comic.serving import log_pyfunc
-from comic.tracking import RunRecord, data_version, file_sha256, git_commit, start_run, tracking_uri
+from comic.tracking import RunRecord, data_version, git_commit, start_run, tracking_uri
+from comic.training import finish_training
 from comic.tune import load_tuned
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="dataset folder (classes.json and split files)")
-    parser.add_argument("--model", required=True, help="output model file")
-    parser.add_argument("--run", required=True, help="output run record: MLflow run and logged model (JSON)")
-    parser.add_argument("--history", required=True, help="output per-epoch history (CSV, DVC plot)")
-    parser.add_argument("--storage", required=True, help="Ray Train storage path (local folder or s3://...)")
-    parser.add_argument("--tuned", required=True, help="the tune stage's best_params.yaml (used if train.use_tuned)")
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-
+    args = stage.arguments(__doc__, "data", "model", "run", "history", "storage", "tuned")
     params = load_tuned(load_params(args.params), args.tuned)
     version = data_version()
     name = run_name(params, version)
@@ -49,7 +39,7 @@ def main() -> None:
         raise SystemExit(f"training failed: {result.error}")
     with result.checkpoint.as_directory() as checkpoint_dir:
         summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
-    print(f"best epoch {summary['best_epoch']}: val mAP {summary['best_val_map']:.2f}", flush=True)
+    print(f"best epoch {summary['best_epoch']}: smoothed val mAP {summary['best_score']:.2f}", flush=True)
     val = read_split(args.data, "val")
     examples = [image or Path(path).read_bytes() for image, path in zip(val.images[:2], val.paths[:2], strict=True)]
     model_uri = log_pyfunc(uri, run_id, args.model, examples)
@@ -58,4 +48,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

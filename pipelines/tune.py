@@ -4,12 +4,10 @@
         --trials reports/tune/trials.csv --storage ray_results
 """
 
-from __future__ import annotations
-
-import argparse
-
 import ray
+from mlflow.tracking import MlflowClient
 
+from comic import stage
 from comic.config import flatten, load_params
 from comic.ray_train import run_name
 from comic.tracking import data_version, git_commit, start_run, tracking_uri
@@ -17,22 +15,13 @@ from comic.tune import init_for_search, run_search, write_outputs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--best", required=True, help="output: the best trial's values (YAML, dotted keys)")
-    parser.add_argument("--trials", required=True, help="output: every trial with its values and val mAP (CSV)")
-    parser.add_argument("--storage", required=True, help="Ray Tune storage path (local folder or s3://...)")
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-
+    args = stage.arguments(__doc__, "data", "best", "trials", "storage")
     params = load_params(args.params)
     version = data_version()
     name = run_name(params, version, prefix="tune", extra=("tune",))
     uri = tracking_uri(params.tracking.uri)
     tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
     parent = start_run(uri, params.tracking.experiment, name, flatten(params.tune), tags)
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(uri)
     experiment_id = client.get_run(parent).info.experiment_id
     init_for_search(params)
@@ -53,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -1,4 +1,4 @@
-"""CPU smoke test of scripts/bench_gpu.py, run the way the GPU machine runs it (PYTHONPATH=., no install)."""
+"""CPU smoke test of benchmarks/gpu_step.py, run the way the GPU machine runs it (PYTHONPATH=., no install)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "bench_gpu.py"
+SCRIPT = ROOT / "benchmarks" / "gpu_step.py"
 CONFIGS = ("torchvision_resnet50", "comic_three_backbones", "comic_shared_trunk", "authors_recipe", "ddp_one_gpu")
 TINY = ["--device", "cpu", "--backbone", "small_cnn", "--image-size", "32", "--batch", "2", "--authors-batch", "2"]
 TINY += ["--steps", "2", "--warmup", "1"]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from comic.losses import LabelCorrector
+from tests.builders import corrector as LabelCorrector
 
 
 def logits_for(probs):

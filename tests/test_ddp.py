@@ -8,8 +8,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from comic.config import Params, override
-from comic.engine import Objective, seed_everything, train_step
+from comic.engine import seed_everything, train_step
 from comic.models import build_model
+from tests.builders import objective as objective_for
 
 NUM_CLASSES, GLOBAL_BATCH = 5, 16
 # GroupNorm: BatchNorm statistics are per rank under DDP (SyncBatchNorm exists only on GPUs), which would
@@ -38,12 +39,12 @@ def one_step(batches, wrap=lambda m: m):
     params = override(Params(), UPDATES)
     model = build_model(params.model, params.balance, num_classes=NUM_CLASSES)
     counts = torch.tensor([40.0, 20.0, 9.0, 4.0, 2.0])
-    objective = Objective(params, class_counts=counts, num_samples=GLOBAL_BATCH)
+    objective = objective_for(params, class_counts=counts, num_samples=GLOBAL_BATCH)
     # SGD, not the training's Adam: Adam's m / sqrt(v) turns float noise in a near-zero gradient into a full
     # lr-sized step, which would test rounding rather than the DDP arithmetic.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     for epoch in range(2):  # two steps: the second sees the corrector's and moving vectors' state
-        train_step(wrap(model), objective, optimizer, batches, epoch=epoch, device=torch.device("cpu"))
+        train_step(wrap(model), objective, optimizer, batches, epoch=epoch, device=torch.device("cpu"), amp=False)
     return model
 
 

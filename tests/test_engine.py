@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from comic.config import Params, override
-from comic.engine import Objective, build_optimizer, loss_table, predict_scores, seed_everything, train_step
+from comic.engine import build_optimizer, loss_table, seed_everything, train_step
+from comic.evaluation import predict_scores
 from comic.models import build_model
+from tests.builders import objective as objective_for
 
 NUM_CLASSES, NUM_IMAGES = 6, 32
 CPU = torch.device("cpu")
@@ -32,7 +34,7 @@ def setup(updates, seed=0, hidden=0.3):
     params = override(Params(), {"train.lr": 1e-3, "correction.start_epoch": 0, **updates})
     batch = tiny_batch(hidden=hidden)
     model = build_model(params.model, params.balance, num_classes=NUM_CLASSES)
-    objective = Objective(params, class_counts=batch["labels_observed"].sum(0), num_samples=NUM_IMAGES)
+    objective = objective_for(params, class_counts=batch["labels_observed"].sum(0), num_samples=NUM_IMAGES)
     optimizer = build_optimizer(model, lr=params.train.lr, weight_decay=0.0)
     return model, objective, optimizer, batch
 
@@ -42,7 +44,7 @@ def run(model, objective, optimizer, batch, steps, first_step=0, steps_per_epoch
     for step in range(first_step, first_step + steps):
         epoch = step // steps_per_epoch
         batches = {"instance": batch, "rebalanced": batch}
-        parts = train_step(model, objective, optimizer, batches, epoch=epoch, device=CPU)
+        parts = train_step(model, objective, optimizer, batches, epoch=epoch, device=CPU, amp=False)
         history.append({k: float(v) for k, v in parts.items()})
         if (step + 1) % steps_per_epoch == 0:
             objective.end_epoch()
@@ -66,7 +68,7 @@ def test_comic_overfits_32_examples():
     # The distillation term takes probabilities in place of logits (paper Eq. 11), so it has a floor > 0;
     # it must still fall.
     assert history[-1]["loss_htb"] < history[0]["loss_htb"]
-    scores = predict_scores(model, [batch], device=CPU)["scores"]
+    scores = predict_scores(model, [batch], device=CPU, amp=False)["scores"]
     assert ((scores > 0.5) == (batch["labels_observed"].numpy() > 0.5)).mean() > 0.9
 
 
@@ -107,17 +109,17 @@ def test_the_correction_audit_reports_precision_and_recall_against_the_hidden_la
 
 def test_a_non_finite_loss_stops_the_epoch_with_a_clear_error_naming_its_step():
     model, objective, optimizer, batch = setup({"model.name": "single", "loss.name": "bce"})
-    steps = [train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU)]
+    steps = [train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU, amp=False)]
     keys, table = loss_table(steps, epoch=0)
     assert "loss" in keys and table.shape == (1, len(keys)) and torch.isfinite(table).all()
     batch["image"][0, 0, 0, 0] = float("nan")
-    steps.append(train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU))
+    steps.append(train_step(model, objective, optimizer, {"instance": batch}, epoch=0, device=CPU, amp=False))
     with pytest.raises(FloatingPointError, match=r"epoch 0, step 1: .*train\.lr"):
         loss_table(steps, epoch=0)
 
 
 def test_a_compiled_model_is_unwrapped_for_prediction_without_compiling():
     model, _, _, batch = setup({"model.name": "comic"})
-    plain = predict_scores(model, [batch], device=CPU)["scores"]
-    wrapped = predict_scores(torch.compile(model), [batch], device=CPU)["scores"]  # predict() runs eagerly
+    plain = predict_scores(model, [batch], device=CPU, amp=False)["scores"]
+    wrapped = predict_scores(torch.compile(model), [batch], device=CPU, amp=False)["scores"]  # predict() runs eagerly
     assert (wrapped == plain).all()

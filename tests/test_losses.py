@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from comic.config import LossConfig
-from comic.losses import ASL, BCE, LOSSES, MFM, SPLC, DBFocal, Focal, Hill, build_loss, head_tail_factor
+from comic.losses import ASL, BCE, LOSSES, SPLC, DBFocal, Focal, Hill, build_loss, head_tail_factor
+from tests.builders import mfm as MFM
 
 B, C = 7, 5
 
@@ -57,7 +58,7 @@ def test_focal_equals_its_formula_with_gradient_through_the_weights(inputs):
 
 def test_asl_equals_its_formula(inputs):
     z, y, _ = inputs
-    check(ASL(1.0, 4.0, 0.05)(z, y), reference_asymmetric(z, y, 1.0, 4.0, 0.05), z)
+    check(ASL(gamma_pos=1.0, gamma_neg=4.0, clip=0.05)(z, y), reference_asymmetric(z, y, 1.0, 4.0, 0.05), z)
 
 
 def test_mfm_equals_its_formula_with_head_tail_exponents_and_class_weights(inputs):
@@ -77,7 +78,7 @@ def test_head_tail_factor_is_one_for_the_largest_class_and_grows_for_rarer_ones(
 def test_mfm_without_head_tail_terms_is_exactly_asl(inputs):
     z, y, n = inputs
     mfm = MFM(n, gamma_pos_pn=1.0, w_pos=0, gamma_neg_pn=4.0, w_neg=0, clip=0.05, class_weight=False)
-    asl = ASL(1.0, 4.0, 0.05, detach_weights=True)
+    asl = ASL(gamma_pos=1.0, gamma_neg=4.0, clip=0.05, detach_weights=True)
     mfm_value, asl_value = mfm(z.float(), y.float()), asl(z.float(), y.float())
     assert torch.equal(mfm_value, asl_value)
 
@@ -85,7 +86,7 @@ def test_mfm_without_head_tail_terms_is_exactly_asl(inputs):
 def test_mfm_with_equal_exponents_and_no_clip_is_exactly_focal(inputs):
     z, y, n = inputs
     mfm = MFM(n, gamma_pos_pn=2.0, w_pos=0, gamma_neg_pn=2.0, w_neg=0, clip=0.0, class_weight=False)
-    focal = Focal(2.0, detach_weights=True)
+    focal = Focal(gamma=2.0, detach_weights=True)
     assert torch.equal(mfm(z.float(), y.float()), focal(z.float(), y.float()))
 
 
@@ -121,20 +122,22 @@ def test_db_focal_equals_its_formula(inputs):
     p = torch.sigmoid(z_reg)
     bce = -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
     reference = (balance * (1 - torch.exp(-bce)) ** gamma * w_reg * bce).sum() / B
-    module = DBFocal(n, num_samples, alpha, beta, mu, init_bias, lam, gamma, balance).double()
+    module = DBFocal(
+        n, num_samples, alpha=alpha, beta=beta, mu=mu, init_bias=init_bias, neg_scale=lam, gamma=gamma, balance=balance
+    ).double()
     check(module(z, y), reference, z)
 
 
 def test_db_focal_needs_more_samples_than_any_class_count():
     with pytest.raises(ValueError, match="num_samples"):
-        DBFocal(torch.tensor([10.0, 5.0]), num_samples=10)
+        build_loss(LossConfig(name="db_focal"), class_counts=torch.tensor([10.0, 5.0]), num_samples=10)
 
 
 def test_hill_equals_its_formula(inputs):
     z, y, _ = inputs
     p_m, p = torch.sigmoid(z - 1.0), torch.sigmoid(z)
     reference = (-y * (1 - p_m) ** 2 * torch.log(p_m) + (1 - y) * (1.5 - p) * p**2).sum() / B
-    check(Hill(1.5, 1.0, 2.0)(z, y), reference, z)
+    check(Hill(lamb=1.5, margin=1.0, gamma=2.0)(z, y), reference, z)
 
 
 def test_splc_equals_its_formula_with_corrected_labels(inputs):
@@ -144,7 +147,7 @@ def test_splc_equals_its_formula_with_corrected_labels(inputs):
     y_hat = torch.where(p.detach() > 0.6, torch.ones_like(y), y)
     pt = (1 - p) * y_hat + p * (1 - y_hat)
     reference = (pt**2 * -(y_hat * torch.log(p) + (1 - y_hat) * torch.log(1 - p))).sum() / B
-    check(SPLC(0.6, 1.0, 2.0)(z, y), reference, z)
+    check(SPLC(tau=0.6, margin=1.0, gamma=2.0)(z, y), reference, z)
     assert (y_hat > y).any(), "the fixture should exercise at least one correction"
 
 
@@ -154,7 +157,7 @@ def test_splc_without_correction_is_margin_focal_on_observed_labels(inputs):
     p = torch.sigmoid(shifted)
     pt = (1 - p) * y + p * (1 - y)
     reference = (pt**2 * -(y * torch.log(p) + (1 - y) * torch.log(1 - p))).sum() / B
-    check(SPLC(0.6, 1.0, 2.0)(z, y, correct=False), reference, z)
+    check(SPLC(tau=0.6, margin=1.0, gamma=2.0)(z, y, correct=False), reference, z)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from comic.config import BalanceConfig, ModelConfig
-from comic.losses import MFM, distillation_weights, htb_distillation
-from comic.models import CosineClassifier, HTBModel, build_backbone, build_model, learning_effect
+from comic.losses import distillation_weights, htb_distillation
+from comic.models import CosineClassifier, build_model, learning_effect
+from tests.builders import backbone as build_backbone
+from tests.builders import htb as HTBModel
+from tests.builders import mfm as MFM
 
 
 def test_cosine_classifier_equals_its_formula_in_float64():

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from comic.data.store import read_split, split_path
+from comic.images import decode_image
 
 
 class MultiLabelDataset(torch.utils.data.Dataset):
@@ -45,12 +45,7 @@ class MultiLabelDataset(torch.utils.data.Dataset):
             if not path.is_file():
                 raise FileNotFoundError(f"{where}: image file {path} not found; restore it or rebuild")
             data = path.read_bytes()
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR)
-        if image is None:
-            raise ValueError(f"{where}: image bytes do not decode (corrupt); rebuild the data (`dvc repro`)")
-        if image.ndim == 2:
-            return np.repeat(image[:, :, None], 3, axis=2)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return decode_image(data, where)
 
     def __getitem__(self, i: int) -> dict:
         return {

@@ -16,10 +16,10 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from comic.data.store import SplitTable
+from comic.images import decode_image
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -46,8 +46,7 @@ def load_image(path: Path, where: str) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image file not found (referenced by {where})")
     data = path.read_bytes()
-    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR) is None:
-        raise ValueError(f"{path}: image does not decode (corrupt or not an image; referenced by {where})")
+    decode_image(data, f"{path}, referenced by {where}")
     return data
 
 

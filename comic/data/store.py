@@ -1,4 +1,4 @@
-"""On-disk layout of a dataset folder and atomic writes.
+"""On-disk layout of a dataset folder.
 
 A dataset folder holds one Parquet file per split (`train.parquet`, `val.parquet`, `test.parquet`) with
 columns `id` (string, unique), `image` (encoded PNG/JPEG bytes, or null), `path` (image file, or null:
@@ -9,13 +9,8 @@ of length C; observed <= full) and `split`; plus `classes.json` (`names`, and af
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,52 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from comic.files import atomic_dir, atomic_file, write_json
+
 SPLITS = ("train", "val", "test")
 CLASSES_FILE = "classes.json"
 ROW_GROUP_SIZE = 1024
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; on success it becomes `path` (replacing it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
-    old = None
-    if path.exists():
-        old = path.with_name(f"{tmp.name}.old")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 @dataclass(frozen=True)
@@ -211,8 +165,7 @@ def read_split(data_dir: str | Path, split: str) -> SplitTable:
 
 def write_classes(data_dir: str | Path, classes: dict) -> Path:
     path = Path(data_dir) / CLASSES_FILE
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(classes, indent=2) + "\n")
+    write_json(path, classes)
     return path
 
 

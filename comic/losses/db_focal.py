@@ -24,13 +24,14 @@ class DBFocal(nn.Module):
         self,
         class_counts: Tensor,
         num_samples: int,
-        alpha: float = 0.1,
-        beta: float = 10.0,
-        mu: float = 0.2,
-        init_bias: float = 0.05,
-        neg_scale: float = 2.0,
-        gamma: float = 2.0,
-        balance: float = 2.0,
+        *,
+        alpha: float,
+        beta: float,
+        mu: float,
+        init_bias: float,
+        neg_scale: float,
+        gamma: float,
+        balance: float,
     ):
         super().__init__()
         counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp(min=1)

@@ -60,7 +60,7 @@ class BCE(nn.Module):
 class Focal(nn.Module):
     """Focal loss (Lin et al. 2017): l = -[y (1-p)^g log p + (1-y) p^g log(1-p)]."""
 
-    def __init__(self, gamma: float = 2.0, detach_weights: bool = False):
+    def __init__(self, *, gamma: float, detach_weights: bool = False):
         super().__init__()
         self.gamma, self.detach_weights = gamma, detach_weights
 
@@ -73,7 +73,7 @@ class ASL(nn.Module):
     """Asymmetric loss (Ridnik et al. 2021):
     l = -[y (1-p)^g+ log p + (1-y) p_m^g- log(1-p_m)],  p_m = max(p - clip, 0)."""
 
-    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05, detach_weights: bool = True):
+    def __init__(self, *, gamma_pos: float, gamma_neg: float, clip: float, detach_weights: bool = True):
         super().__init__()
         self.gamma_pos, self.gamma_neg, self.clip = gamma_pos, gamma_neg, clip
         self.detach_weights = detach_weights
@@ -93,7 +93,7 @@ def head_tail_factor(class_counts_c: Tensor, exponent: float) -> Tensor:
 
 
 class MFM(nn.Module):
-    """Multi-focal modifier loss (COMIC, method.md section 2):
+    """Multi-focal modifier loss (COMIC, docs/method.md, Modification):
 
         gamma+_c = gamma+_pn + w+ gamma_ht,c,   gamma-_c = gamma-_pn + w- gamma_ht,c
         l = -a_c [ y (1-p)^gamma+_c log p + (1-y) p_m^gamma-_c log(1-p_m) ],  p_m = max(p - clip, 0)
@@ -105,13 +105,14 @@ class MFM(nn.Module):
     def __init__(
         self,
         class_counts: Tensor,
-        gamma_pos_pn: float = 0.0,
-        w_pos: float = 0.0,
-        gamma_neg_pn: float = 3.0,
-        w_neg: float = 1.0,
-        ht_exponent: float = 1 / 3,
-        clip: float = 0.05,
-        class_weight: bool = True,
+        *,
+        gamma_pos_pn: float,
+        w_pos: float,
+        gamma_neg_pn: float,
+        w_neg: float,
+        ht_exponent: float,
+        clip: float,
+        class_weight: bool,
     ):
         super().__init__()
         if gamma_neg_pn < gamma_pos_pn:

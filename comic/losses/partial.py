@@ -16,7 +16,7 @@ class Hill(nn.Module):
     l = -y (1 - p_m)^gamma log p_m + (1 - y) (lambda - p) p^2
     """
 
-    def __init__(self, lamb: float = 1.5, margin: float = 1.0, gamma: float = 2.0):
+    def __init__(self, *, lamb: float, margin: float, gamma: float):
         super().__init__()
         self.lamb, self.margin, self.gamma = lamb, margin, gamma
 
@@ -36,7 +36,7 @@ class SPLC(nn.Module):
         l = -[ y^ (1 - p)^gamma log p + (1 - y^) p^gamma log(1 - p) ]
     """
 
-    def __init__(self, tau: float = 0.6, margin: float = 1.0, gamma: float = 2.0):
+    def __init__(self, *, tau: float, margin: float, gamma: float):
         super().__init__()
         self.tau, self.margin, self.gamma = tau, margin, gamma
 

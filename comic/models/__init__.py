@@ -7,7 +7,10 @@ from torch import nn
 from comic.config import BalanceConfig, ModelConfig
 from comic.models.backbones import BACKBONES, build_backbone
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
-from comic.models.htb import HTBModel, HTBOutput, SingleHeadModel
+from comic.models.htb import HTB_BRANCHES, HTBModel, HTBOutput, SingleHeadModel
+
+# The branches of each model, by `model.name`: one label corrector and one loss per branch.
+BRANCHES = {"comic": HTB_BRANCHES, "single": ("single",)}
 
 
 def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int) -> nn.Module:
@@ -30,6 +33,7 @@ def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int)
 
 __all__ = [
     "BACKBONES",
+    "BRANCHES",
     "AdditiveAttention",
     "CosineClassifier",
     "HTBModel",

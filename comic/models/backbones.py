@@ -23,7 +23,7 @@ class SmallCNN(nn.Module):
     class-prior loss for 12 epochs, docs/training.md); `norm="group"` is per image, so a DDP step on CPU,
     where SyncBatchNorm does not exist, equals the single-process step exactly."""
 
-    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256), norm: str = "batch"):
+    def __init__(self, *, norm: str, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256)):
         super().__init__()
         if norm not in ("batch", "group"):
             raise ValueError(f"model.norm: {norm!r} is not batch or group")
@@ -45,7 +45,7 @@ class SmallCNN(nn.Module):
         return self.features(images_bchw).mean(dim=(2, 3))
 
 
-def build_backbone(name: str, *, pretrained_path: str | None = None, norm: str = "batch") -> tuple[nn.Module, int]:
+def build_backbone(name: str, *, pretrained_path: str | None, norm: str) -> tuple[nn.Module, int]:
     """`(module, feature_dim)`: the module maps (B, 3, H, W) images to (B, feature_dim) features.
 
     `pretrained_path` is a local torchvision state_dict for a ResNet (its `fc.*` keys are ignored);

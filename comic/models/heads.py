@@ -12,7 +12,7 @@ from torch import Tensor, nn
 class CosineClassifier(nn.Module):
     """z = rho * (f / ||f||) . (W_c / (||W_c|| + eta)),  (B, D) -> (B, C)."""
 
-    def __init__(self, in_dim: int, num_classes: int, rho: float = 16.0, eta: float = 1 / 32):
+    def __init__(self, in_dim: int, num_classes: int, *, rho: float, eta: float):
         super().__init__()
         self.rho, self.eta = rho, eta
         self.weight = nn.Parameter(torch.empty(num_classes, in_dim))
@@ -31,7 +31,7 @@ class MovingVector(nn.Module):
     """e <- mu e + mean_batch(f).detach() (the authors' code averages features; the paper says gradients).
     The batch mean is over all DDP ranks, so every rank holds the same vector."""
 
-    def __init__(self, dim: int, momentum: float = 0.9):
+    def __init__(self, dim: int, *, momentum: float):
         super().__init__()
         self.momentum = momentum
         self.register_buffer("vector", torch.zeros(dim))

@@ -1,4 +1,4 @@
-"""The three-branch head-tail balanced model of COMIC (method.md section 3)."""
+"""The three-branch head-tail balanced model of COMIC (docs/method.md, Balance)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from comic.distributed import all_reduce_mean
 from comic.models.backbones import build_backbone
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
 
-BRANCHES = ("head", "balanced", "tail")
+HTB_BRANCHES = ("head", "balanced", "tail")
 
 
 @dataclass
@@ -40,27 +40,29 @@ class HTBModel(nn.Module):
         backbone: str,
         num_classes: int,
         *,
-        pretrained_path: str | None = None,
-        norm: str = "batch",
-        shared_backbone: bool = False,
-        rho: float = 16.0,
-        eta: float = 1 / 32,
-        momentum: float = 0.9,
-        alpha: float = 2.0,
+        pretrained_path: str | None,
+        norm: str,
+        shared_backbone: bool,
+        rho: float,
+        eta: float,
+        momentum: float,
+        alpha: float,
     ):
         super().__init__()
         self.shared_backbone, self.alpha = shared_backbone, alpha
         if shared_backbone:
             self.trunk, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
             self.necks = nn.ModuleDict(
-                {b: nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()) for b in BRANCHES}
+                {b: nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()) for b in HTB_BRANCHES}
             )
         else:
-            built = {b: build_backbone(backbone, pretrained_path=pretrained_path, norm=norm) for b in BRANCHES}
+            built = {b: build_backbone(backbone, pretrained_path=pretrained_path, norm=norm) for b in HTB_BRANCHES}
             self.backbones = nn.ModuleDict({b: module for b, (module, _) in built.items()})
             dim = built["head"][1]
-        self.classifiers = nn.ModuleDict({b: CosineClassifier(dim, num_classes, rho, eta) for b in BRANCHES})
-        self.moving = nn.ModuleDict({b: MovingVector(dim, momentum) for b in BRANCHES})
+        self.classifiers = nn.ModuleDict(
+            {b: CosineClassifier(dim, num_classes, rho=rho, eta=eta) for b in HTB_BRANCHES}
+        )
+        self.moving = nn.ModuleDict({b: MovingVector(dim, momentum=momentum) for b in HTB_BRANCHES})
         self.fusion = AdditiveAttention(dim)
 
     def _features(self, images_bchw: Tensor, rebalanced_bchw: Tensor | None) -> tuple[Tensor, ...]:
@@ -92,7 +94,7 @@ class HTBModel(nn.Module):
             tail = tail_instance if tail_rebalanced is None else tail_rebalanced
             views = (head, balanced, tail)  # one collective for the three moving vectors
             means = all_reduce_mean(torch.stack([view.detach().float().mean(dim=0) for view in views]))
-            for branch, mean_d in zip(BRANCHES, means, strict=True):
+            for branch, mean_d in zip(HTB_BRANCHES, means, strict=True):
                 self.moving[branch].update(mean_d)
         keys_bkd = torch.stack([head.detach(), tail_instance.detach()], dim=1)
         fused = balanced + self.fusion(balanced, keys_bkd)
@@ -112,7 +114,7 @@ class HTBModel(nn.Module):
 class SingleHeadModel(nn.Module):
     """Backbone + linear classifier, the model of every baseline."""
 
-    def __init__(self, backbone: str, num_classes: int, *, pretrained_path: str | None = None, norm: str = "batch"):
+    def __init__(self, backbone: str, num_classes: int, *, pretrained_path: str | None, norm: str):
         super().__init__()
         self.backbone, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
         self.classifier = nn.Linear(dim, num_classes)

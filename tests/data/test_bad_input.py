@@ -6,18 +6,20 @@ import re
 import numpy as np
 import pytest
 
-from comic.data import MultiLabelDataset, build_transform, read_split
-from comic.data.store import write_split
+from comic.data.dataset import MultiLabelDataset
+from comic.data.store import read_split, write_split
 from comic.data.tiles import TILE_BANK_PATH
+from comic.data.transforms import build_transform
 
 from .conftest import run_data_stages, run_stage, write_params
 from .formats import COCO_TEST, COCO_TRAIN, write_coco, write_comic_json
 
 
-def fails_cleanly(tmp_path, monkeypatch, params, match, error=ValueError):
-    """Run the three stages into tmp_path/out; expect `error` matching `match` and nothing written."""
+def fails_cleanly(tmp_path, monkeypatch, params, match):
+    """Run the three stages into tmp_path/out; expect the stage to exit with one line matching `match`
+    (no traceback) and nothing written."""
     out = tmp_path / "out"
-    with pytest.raises(error, match=match):
+    with pytest.raises(SystemExit, match=match):
         run_data_stages(params, out, monkeypatch)
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else []
     assert leftovers == [], f"temporary output left behind: {leftovers}"
@@ -39,7 +41,7 @@ def coco_params(tmp_path, **overrides):
 def test_corrupt_image_bytes_in_a_source_fail_the_build_naming_the_file(tmp_path, monkeypatch):
     params, _, images = coco_params(tmp_path)
     (images / "000000000103.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    out = fails_cleanly(tmp_path, monkeypatch, params, r"000000000103\.jpg: image does not decode")
+    out = fails_cleanly(tmp_path, monkeypatch, params, r"000000000103\.jpg, referenced by .*: image does not decode")
     assert not (out / "raw").exists()
 
 
@@ -49,7 +51,7 @@ def test_corrupt_image_bytes_in_a_split_fail_naming_the_split_file_row_and_id(tm
     images[2] = b"garbage"
     write_split(tmp_path, table.replace(images=images))
     dataset = MultiLabelDataset(tmp_path, "val", build_transform(False, 36))
-    match = rf"val\.parquet: row 2 \(id {table.ids[2]}\): image bytes do not decode"
+    match = rf"val\.parquet: row 2 \(id {table.ids[2]}\): image does not decode"
     with pytest.raises(ValueError, match=match):
         dataset[2]
 
@@ -58,7 +60,7 @@ def test_a_missing_image_file_fails_the_build_naming_the_file(tmp_path, monkeypa
     params, _, images = coco_params(tmp_path)
     (images / "000000000104.jpg").unlink()
     match = r"000000000104\.jpg: image file not found"
-    fails_cleanly(tmp_path, monkeypatch, params, match, FileNotFoundError)
+    fails_cleanly(tmp_path, monkeypatch, params, match)
 
 
 def test_a_label_index_beyond_the_classes_fails_naming_the_annotation(tmp_path, monkeypatch):
@@ -112,7 +114,7 @@ def test_an_empty_split_fails_naming_the_split(tmp_path, monkeypatch):
 def test_a_label_rows_file_of_the_wrong_shape_fails_naming_the_file(tmp_path, monkeypatch, rows, match):
     np.save(tmp_path / "rows.npy", rows)
     params = write_params(tmp_path, **{"label_rows.test": str(tmp_path / "rows.npy")})
-    with pytest.raises(ValueError, match=r"rows\.npy: .*" + match):
+    with pytest.raises(SystemExit, match=r"rows\.npy: .*" + match):
         run_stage("build_data", "--tile-bank", str(TILE_BANK_PATH), "--out", str(tmp_path / "raw"),
                   "--params", str(params), monkeypatch=monkeypatch)  # fmt: skip
     assert not (tmp_path / "raw").exists()

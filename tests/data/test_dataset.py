@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from comic.data import MultiLabelDataset, build_transform, load_classes, read_split, seed_worker
-from comic.data.transforms import MEAN, STD
+from comic.data.dataset import MultiLabelDataset
+from comic.data.store import load_classes, read_split
+from comic.data.transforms import MEAN, STD, build_transform, seed_worker
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])

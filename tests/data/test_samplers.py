@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from comic.data import ClassAwareSampler, InstanceSampler
+from comic.data.samplers import ClassAwareSampler, InstanceSampler
 
 
 @pytest.mark.parametrize("num_samples,replicas", [(10, 3), (9, 3), (5, 4), (2, 4)])

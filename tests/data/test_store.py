@@ -2,7 +2,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from comic.data.store import SplitTable, atomic_dir, read_split, write_split
+from comic.data.store import SplitTable, read_split, write_split
+from comic.files import atomic_dir
 
 
 def make_table(split="train", n=5, c=3, paths=False):

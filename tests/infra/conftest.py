@@ -203,8 +203,8 @@ def train_worker_nodes(cluster) -> list[str]:
 
 def latest_checkpoint_state(storage: Path) -> dict:
     """`state.pt` of the newest checkpoint under the Ray storage path (one training run in it)."""
-    import torch
+    from comic import checkpoint
 
-    checkpoints = sorted(storage.glob("*/checkpoint_*/state.pt"), key=lambda p: p.parent.name)
+    checkpoints = sorted(storage.glob(f"*/checkpoint_*/{checkpoint.STATE_FILE}"), key=lambda p: p.parent.name)
     assert checkpoints, f"no checkpoint under {storage}"
-    return torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+    return checkpoint.load(checkpoints[-1].parent)[0]

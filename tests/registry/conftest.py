@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from comic.config import MetricsConfig, Params, RegisterConfig, override
-from comic.data import load_classes, read_split
+from comic.data.store import load_classes, read_split
 from comic.export import save_model_file
+from comic.files import file_sha256
 from comic.models import build_model
 from comic.registry import register
-from comic.tracking import RunRecord, file_sha256
+from comic.tracking import RunRecord
 from tests.training.conftest import tiny_data  # noqa: F401  (session fixture: the tiny dataset)
 
 # The tiny dataset's largest class has ~80 labels: these thresholds give it all three shot groups.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from comic.cli import main
-from comic.data import read_split
+from comic.data.store import read_split
 from comic.export import load_model_file
 from tests.registry.conftest import log_trained_run, register_run
 
@@ -87,7 +87,7 @@ def test_bad_inputs_are_clear_errors_and_write_no_output(model_file, image_folde
     cases = [
         (["--model", "models/absent.pt", "--input", str(image_folder)], "no such model file"),
         (["--model", str(model_file), "--input", str(tmp_path / "none")], "give an image folder or a .parquet"),
-        (["--model", str(model_file), "--input", str(tmp_path / "broken")], "'b.png' does not decode"),
+        (["--model", str(model_file), "--input", str(tmp_path / "broken")], "'b.png': image does not decode"),
         (
             ["--model", "models:/x@champion", "--input", str(image_folder), "--tracking-uri", "sqlite:///no/such.db"],
             "no MLflow tracking store",

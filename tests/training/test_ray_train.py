@@ -1,5 +1,7 @@
 """Ray Train: 2 CPU workers (gloo) train, a killed worker is replaced and the run resumes."""
 
+import json
+
 import pytest
 
 from comic.config import Params, override
@@ -7,36 +9,32 @@ from comic.config import Params, override
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture
-def local_ray():
-    from comic.ray_train import init_ray
-
-    init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_a_worker_killed_mid_run_is_restarted_from_the_last_checkpoint_and_the_run_completes(
-    tiny_data, tmp_path, local_ray
+    tiny_data, tmp_path, monkeypatch
 ):
-    from comic.ray_train import fit
+    from comic import checkpoint
+    from comic.faults import VARIABLE
+    from comic.ray_train import fit, init_ray
 
     params = override(
         Params(), {"data.image_size": 36, "train.epochs": 3, "train.batch_size": 16, "train.num_workers": 2}
     )
     marker = tmp_path / "crashed"
-    result = fit(params, tiny_data, storage_path=tmp_path / "ray", name="crash", crash_once=(1, str(marker)))
+    monkeypatch.setenv(VARIABLE, json.dumps({"worker_exit_after_epoch": [1, str(marker)]}))  # before Ray starts
+    init_ray(num_cpus=2)
+    try:
+        result = fit(params, tiny_data, storage_path=tmp_path / "ray", name="crash")
+    finally:
+        ray.shutdown()
     assert marker.exists(), "the fault was not injected"
     assert result.error is None
     assert result.metrics["epoch"] == 2
     with result.checkpoint.as_directory() as folder:
-        import torch
-
-        state = torch.load(f"{folder}/state.pt", weights_only=False)
-    assert [row["epoch"] for row in state["progress"]["history"]] == [0, 1, 2]
-    resumed_at = state["progress"]["resumed_at"]
+        progress = checkpoint.load(folder)[0][checkpoint.PROGRESS]
+    assert [row["epoch"] for row in progress["history"]] == [0, 1, 2]
+    resumed_at = progress["resumed_at"]
     assert resumed_at and resumed_at[0] >= 1, "the restarted workers must resume from a checkpoint"
 
 

@@ -55,8 +55,8 @@ def test_training_reports_validation_selection_and_correction_audit(tiny_data, t
     reporter = LocalReporter(tmp_path)
     last = train(override(Params(), TINY), tiny_data, reporter)
     assert len(reporter.history) == 3
-    best = max(reporter.history, key=lambda m: m["val/mAP"])
-    assert last["best/val_mAP"] == best["val/mAP"] and last["best/epoch"] == best["epoch"]
+    best = max(reporter.history, key=lambda m: m["val/mAP_smoothed"])
+    assert last["best/val_mAP_smoothed"] == best["val/mAP_smoothed"] and last["best/epoch"] == best["epoch"]
     assert {"train/loss_rlc", "train/loss_htb", "correction/precision", "correction/recall"} <= set(last)
     assert (tmp_path / "checkpoint" / "state.pt").is_file()
     assert (tmp_path / "checkpoint" / "best_model.pt").is_file()

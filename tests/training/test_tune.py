@@ -1,6 +1,7 @@
 """Ray Tune: a small search runs on 2 CPUs, records a failed trial, and the train stage picks up its result."""
 
 import csv
+import json
 
 import pytest
 import yaml
@@ -26,7 +27,10 @@ def test_a_bad_search_dimension_names_its_key():
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
-def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both_files(tiny_data, tmp_path):
+def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both_files(
+    tiny_data, tmp_path, monkeypatch
+):
+    from comic.faults import VARIABLE
     from comic.ray_train import init_ray
 
     space = {"correction.tau": {"type": "uniform", "low": 0.6, "high": 0.8}}
@@ -34,9 +38,10 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
         Params(),
         {**TINY, "tune.space": space, "tune.num_samples": 2, "tune.epochs": 2, "tune.max_concurrent_trials": 2},
     )
+    monkeypatch.setenv(VARIABLE, json.dumps({"tune_trial_errors": [1]}))  # before Ray starts: trials inherit it
     init_ray(num_cpus=2)
     try:
-        result = run_search(params, tiny_data, storage_path=tmp_path / "ray", name="t", fail_trials=(1,))
+        result = run_search(params, tiny_data, storage_path=tmp_path / "ray", name="t")
     finally:
         ray.shutdown()
     assert sorted(row["status"] for row in result.trials) == ["error", "ok"], result.trials

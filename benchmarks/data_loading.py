@@ -4,7 +4,7 @@ Throughput is decode + transform of `MultiLabelDataset[i]` in one process with o
 torch), i.e. images/s per core; then a whole DataLoader (batch 32, collate included) on the train split
 with 0 and 2 worker processes. Two inputs: the embedded benchmark's PNG mosaics (grey, data.image_size
 px) and 224 px colour JPEGs (quality 90) made from the same mosaics, a stand-in for resized photos.
-    python scripts/bench_data.py --params params.yaml [--images 1000] [--json out.json]
+    python benchmarks/data_loading.py --params params.yaml [--images 1000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import numpy as np
 import torch
 
 from comic.config import load_params
-from comic.data import InstanceSampler, MultiLabelDataset, build_transform, seed_worker
 from comic.data.build import build_raw
+from comic.data.dataset import MultiLabelDataset
 from comic.data.partial import hide_labels
+from comic.data.samplers import InstanceSampler
 from comic.data.split import carve_validation
 from comic.data.store import read_split, write_dataset, write_split
 from comic.data.tiles import TILE_BANK_PATH
+from comic.data.transforms import build_transform, seed_worker
 
 
 def timed(fn):

@@ -1,6 +1,6 @@
 """A few epochs of the real training loop on one GPU, as rank 0 of a one-process NCCL group.
 
-    PYTHONPATH=. python scripts/bench_gpu_epochs.py --data data/plt --epochs 3 --out gpu_epochs.json
+    PYTHONPATH=. python benchmarks/gpu_epochs.py --data data/plt --epochs 3 --out gpu_epochs.json
 
 This is the train stage's loop (`comic.training.train`: loaders, DDP wrapper, per-epoch collectives,
 validation, checkpoints) without Ray, MLflow or DVC, so it runs on a machine that has only torch,

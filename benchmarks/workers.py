@@ -1,6 +1,6 @@
 """Two Ray Train workers (one core each, gloo DDP) against one process using both cores.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_workers.py --data data/plt --epochs 4 --out docs/results/workers.json
+    PYTHONPATH=. .venv/bin/python benchmarks/workers.py --data data/plt --epochs 4 --out docs/results/workers.json
 
 Both train the default params for `--epochs` epochs on the same data; throughput is the median over
 epochs after the first of `train/images_per_s` (loaded images per second, data loading included, summed
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from comic import checkpoint
 from comic.config import load_params, override
-from comic.training import STATE_FILE, LocalReporter, train
+from comic.training import LocalReporter, train
 
 
 def median_throughput(history: list[dict]) -> float:
@@ -51,8 +52,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             result = fit(params, args.data, storage_path=folder, name="bench-workers")
-            with result.checkpoint.as_directory() as checkpoint:
-                history = torch.load(Path(checkpoint) / STATE_FILE, weights_only=False)["progress"]["history"]
+            with result.checkpoint.as_directory() as last:
+                history = checkpoint.load(last)[0][checkpoint.PROGRESS]["history"]
     finally:
         ray.shutdown()
     ray_rate = median_throughput(history)

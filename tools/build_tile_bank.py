@@ -8,7 +8,7 @@ Sources (both offline packages):
   of each class in `train-*` form the train pool, the first 100 of each class in `t10k-*` the test pool.
 
 Exact duplicate tiles are dropped so the two pools are disjoint. Usage:
-    python scripts/build_tile_bank.py --out comic/data/assets/tile_bank.npz
+    python tools/build_tile_bank.py --out comic/data/assets/tile_bank.npz
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Default against tuned COMIC: one Ray Tune search on the validation split, then both trained on 3 seeds.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_tune.py --data data/plt --samples 16 --tune-epochs 6 \
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py --data data/plt --samples 16 --tune-epochs 6 \
         --epochs 25 --seeds 0 1 2 --out docs/results/tune.json
 
 The search is the tune stage's (`comic.tune.run_search`: ASHA on validation mAP over `tune.space`) with
 the sample count and trial length given here; its wall time and trials per hour are recorded. Then COMIC
 with the default params and with the search's best params trains for `--epochs` on each seed
-(`scripts/bench_accuracy.py`'s run: epoch chosen on validation, scored once on test). The test split
+(`benchmarks/accuracy.py`'s run: epoch chosen on validation, scored once on test). The test split
 never feeds back into a choice. An interrupted run resumes from the output file.
 """
 
@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bench_accuracy import run_one
+from accuracy import run_one
 
 METRICS = ("mAP", "mAP_few", "last_mAP", "last_mAP_few")
 
@@ -104,7 +104,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
-        f"PYTHONPATH=. .venv/bin/python scripts/bench_tune.py --data {args.data} --samples {args.samples} "
+        f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py --data {args.data} --samples {args.samples} "
         f"--tune-epochs {args.tune_epochs} --grace {args.grace} --epochs {args.epochs} "
         f"--seeds {' '.join(map(str, args.seeds))} --out {args.out}"
     )

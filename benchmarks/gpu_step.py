@@ -4,7 +4,7 @@ Self-contained: needs only torch, torchvision, numpy, pyyaml and the `comic` pac
 losses, metrics, distributed; none of them imports Ray, MLflow, DVC, pandas or albumentations). From the
 repository root, without installing anything:
 
-    PYTHONPATH=. python scripts/bench_gpu.py --out results.json
+    PYTHONPATH=. python benchmarks/gpu_step.py --out results.json
 
 Configurations, each measured in the same run (warm-up steps first, then timed steps with CUDA events):
 
@@ -58,7 +58,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from comic.config import Params, flatten, override
-from comic.engine import Objective, autocast, build_optimizer, seed_everything, train_step
+from comic.device import autocast
+from comic.engine import Objective, build_objective, build_optimizer, seed_everything, train_step
 from comic.models import HTBModel, SingleHeadModel, build_model
 
 DEFAULT_CONFIGS = (
@@ -165,7 +166,7 @@ def setup_reference(args: argparse.Namespace, device: torch.device, compiled: bo
         model: nn.Module = getattr(torchvision.models, args.backbone)(weights=None, num_classes=args.classes)
         described = f"torchvision.models.{args.backbone}(weights=None, num_classes={args.classes})"
     else:
-        model = SingleHeadModel(args.backbone, args.classes)
+        model = SingleHeadModel(args.backbone, args.classes, pretrained_path=None, norm="batch")
         described = f"SingleHeadModel({args.backbone}) + Linear (no torchvision {args.backbone})"
     model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
     params = Params()
@@ -227,6 +228,8 @@ def comic_parts(
         model: nn.Module = FrozenBackboneHTB(
             params.model.backbone,
             args.classes,
+            pretrained_path=None,
+            norm=params.model.norm,
             shared_backbone=False,
             rho=b.rho,
             eta=b.eta,
@@ -237,7 +240,14 @@ def comic_parts(
         model = build_model(params.model, params.balance, num_classes=args.classes)
     model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
     counts = long_tailed_counts(args.classes)
-    objective = Objective(params, class_counts=counts, num_samples=NUM_SAMPLES).to(device)
+    objective = build_objective(
+        model_name="comic",
+        loss=params.loss,
+        correction=params.correction,
+        balance=params.balance,
+        class_counts=counts,
+        num_samples=NUM_SAMPLES,
+    ).to(device)
     instance_rate = counts / NUM_SAMPLES
     rebalanced_rate = torch.full_like(instance_rate, float(instance_rate.mean()))  # class-aware sampling: flat
     batches = [

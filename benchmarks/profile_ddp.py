@@ -1,9 +1,9 @@
 """Where a 2-rank CPU DDP epoch spends its time: the loader against the train step, per rank, under plain
 torch.multiprocessing or under Ray Train; and the latency of gloo all-reduces by size.
 
-    PYTHONPATH=. .venv/bin/python scripts/profile_ddp.py loop --launcher torch --epochs 2
-    PYTHONPATH=. .venv/bin/python scripts/profile_ddp.py loop --launcher ray --epochs 2 [--omp 2]
-    PYTHONPATH=. .venv/bin/python scripts/profile_ddp.py allreduce
+    PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py loop --launcher torch --epochs 2
+    PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py loop --launcher ray --epochs 2 [--omp 2]
+    PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py allreduce
 
 `loop` trains the default params (`comic.training.train`) on 2 ranks of one core each and prints, per rank,
 the loop's images/s per epoch and the seconds spent waiting for the loader and inside `train_step`.

@@ -1,6 +1,6 @@
 """Accuracy benchmark: COMIC, its ablations and the baselines on the same data, several seeds.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_accuracy.py --data data/plt --epochs 20 --seeds 0 1 2 \
+    PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py --data data/plt --epochs 20 --seeds 0 1 2 \
         --jobs 2 --out docs/results/accuracy.json
 
 Each run trains in one process (the training math is the same as under Ray DDP, tests/test_ddp.py),
@@ -62,12 +62,12 @@ def run_one(job: tuple[str, int, str, int, dict]) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
+    from comic import checkpoint
     from comic.config import Params, from_dict, override
-    from comic.data import load_classes
-    from comic.evaluation import test_report
+    from comic.data.store import load_classes
+    from comic.evaluation import score_on_test
     from comic.models import build_model
-    from comic.selection import predict_split
-    from comic.training import BEST_FILE, STATE_FILE, LocalReporter, train
+    from comic.training import LocalReporter, train
 
     torch.set_num_threads(1)
     params = override(from_dict(Params, base), {**CONFIGS[name], "seed": seed, "train.epochs": epochs})
@@ -75,24 +75,15 @@ def run_one(job: tuple[str, int, str, int, dict]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         reporter = LocalReporter(Path(folder))
         train(params, data_dir, reporter)
-        best = torch.load(Path(folder) / "checkpoint" / BEST_FILE, weights_only=True)
-        last = torch.load(Path(folder) / "checkpoint" / STATE_FILE, map_location="cpu", weights_only=False)["model"]
+        state, best = checkpoint.load(Path(folder) / "checkpoint")
     classes = load_classes(data_dir)
 
     def score(weights) -> dict:
         model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
         model.load_state_dict(weights)
-        test = predict_split(model, data_dir, "test", params)
-        return test_report(
-            test["labels_full"],
-            test["scores"],
-            classes,
-            many=params.metrics.many_threshold,
-            few=params.metrics.few_threshold,
-            decision=params.metrics.decision_threshold,
-        )
+        return score_on_test(model, data_dir, image_size=params.data.image_size, metrics=params.metrics)[0]
 
-    report, last_report = score(best), score(last)
+    report, last_report = score(best), score(state[checkpoint.MODEL])
     audit = [
         {"epoch": row["epoch"], **{k.split("/")[1]: row[k] for k in row if k.startswith("correction/")}}
         for row in reporter.history
@@ -103,7 +94,7 @@ def run_one(job: tuple[str, int, str, int, dict]) -> dict:
         "epochs": epochs,
         "seconds": round(time.time() - started, 1),
         "best_epoch": reporter.history[-1]["best/epoch"],
-        "val_mAP": reporter.history[-1]["best/val_mAP"],
+        "val_mAP": reporter.history[-1]["best/val_mAP_smoothed"],
         **{k: report[k] for k in METRICS},
         **{f"last_{k}": last_report[k] for k in METRICS},
         "correction_audit": audit,
@@ -204,7 +195,7 @@ def main() -> None:
         for name in args.configs
         if (name, seed) not in done
     ]
-    command = "PYTHONPATH=. .venv/bin/python scripts/bench_accuracy.py " + " ".join(
+    command = "PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py " + " ".join(
         f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
     )
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

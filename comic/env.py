@@ -1,0 +1,22 @@
+"""Environment defaults of every comic process, in one place: each stops a network call or log noise.
+
+`comic/__init__.py` applies them (a value the user exported wins), so stages, Ray workers, the CLI and
+tests start alike. DVC's own analytics are off in `.dvc/config` (`core.analytics = false`).
+"""
+
+from __future__ import annotations
+
+import os
+
+QUIET = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage report
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations asks PyPI for a newer version on every import
+    "DVC_NO_ANALYTICS": "1",  # for the dvc commands that tests and tools start
+}
+
+
+def apply_defaults() -> None:
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)

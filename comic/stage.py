@@ -1,0 +1,50 @@
+"""What every DVC stage script (`pipelines/*.py`) shares: its command line and the way it fails.
+
+A stage's command carries every path as a required `--option`; `--params` names the params file. A fault
+the user can fix (a bad value, a missing file, a server that is down) ends the stage with one line that
+names it, not with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FloatingPointError)
+
+# Every path option a stage takes, with its meaning (dvc.yaml's `cmd` lines pass them).
+PATHS = {
+    "in_": "input dataset folder (the previous data stage's output)",
+    "out": "output dataset folder: {train,val,test}.parquet and classes.json",
+    "tile_bank": "tile bank (.npz) of the embedded benchmark",
+    "data": "dataset folder: classes.json and the split files",
+    "model": "the model file (models/model.pt)",
+    "run": "the train stage's run record: MLflow run and logged model (JSON)",
+    "history": "per-epoch training history (CSV, a DVC plot)",
+    "storage": "Ray Train / Tune storage path (a local folder or s3://...)",
+    "tuned": "the tune stage's best_params.yaml (applied when train.use_tuned is true)",
+    "best": "the best trial's values (YAML, dotted keys)",
+    "trials": "every trial with its values and validation score (CSV)",
+    "metrics": "the test metrics (metrics.json)",
+    "plots": "folder of the plot data and images",
+    "report": "the registry decision and its reasons (JSON)",
+}
+
+
+def arguments(doc: str | None, *names: str) -> argparse.Namespace:
+    """Parse the stage's required path options `names` (keys of `PATHS`; `in_` is `--in`) and `--params`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in names:
+        parser.add_argument(f"--{name.rstrip('_').replace('_', '-')}", dest=name, required=True, help=PATHS[name])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return parser.parse_args()
+
+
+def run(main: Callable[[], None], *errors: type[BaseException]) -> None:
+    """Call `main`; a user-fixable error (`USER_ERRORS` and `errors`) exits 1 with its message alone."""
+    name = sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py")
+    try:
+        main()
+    except (*USER_ERRORS, *errors) as err:
+        raise SystemExit(f"{name}: {err}") from None

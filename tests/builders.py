@@ -1,0 +1,42 @@
+"""Library objects with the project defaults (`comic.config`), for tests that change one or two settings."""
+
+import dataclasses
+
+import torch
+
+from comic.config import BalanceConfig, CorrectionConfig, MfmConfig, ModelConfig, Params
+from comic.engine import build_objective
+from comic.losses import MFM, LabelCorrector
+from comic.models import HTBModel, build_backbone
+
+
+def objective(params: Params, *, class_counts, num_samples: int):
+    return build_objective(
+        model_name=params.model.name,
+        loss=params.loss,
+        correction=params.correction,
+        balance=params.balance,
+        class_counts=torch.as_tensor(class_counts, dtype=torch.float32),
+        num_samples=num_samples,
+    )
+
+
+def corrector(num_classes: int, **overrides) -> LabelCorrector:
+    settings = dataclasses.asdict(CorrectionConfig())
+    kwargs = {k: settings[k] for k in ("tau", "margin", "class_threshold", "momentum", "persist")}
+    return LabelCorrector(num_classes, **{**kwargs, "num_samples": None, **overrides})
+
+
+def mfm(class_counts, **overrides) -> MFM:
+    return MFM(torch.as_tensor(class_counts, dtype=torch.float32), **{**dataclasses.asdict(MfmConfig()), **overrides})
+
+
+def htb(backbone: str, num_classes: int, **overrides) -> HTBModel:
+    balance = dataclasses.asdict(BalanceConfig())
+    kwargs = {k: balance[k] for k in ("shared_backbone", "rho", "eta", "momentum", "alpha")}
+    return HTBModel(backbone, num_classes, **{"pretrained_path": None, "norm": "batch", **kwargs, **overrides})
+
+
+def backbone(name: str, **overrides):
+    model = ModelConfig()
+    return build_backbone(name, **{"pretrained_path": model.pretrained_path, "norm": model.norm, **overrides})
