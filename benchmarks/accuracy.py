@@ -1,13 +1,16 @@
-"""Accuracy benchmark: COMIC, its ablations and the baselines on the same data, several seeds.
+"""Accuracy benchmark: COMIC, its ablations and the baselines on the same data, several seeds, paired.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py --data data/plt --epochs 20 --seeds 0 1 2 \
-        --jobs 2 --out docs/results/accuracy.json
+    PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py --data data/plt --epochs 25 --seeds 0 1 2 3 4 \
+        --configs comic comic_no_rlc hill asl --jobs 2 --out docs/results/accuracy.json
 
 Each run trains in one process (the training math is the same as under Ray DDP, tests/test_ddp.py),
-selects its epoch on the validation split (observed labels only), and is scored once on the test split
-with the full labels. Rows marked `full` train on a copy of the data with every label observed, so the
-partial-label gap shows apart from the long-tail effect. Results (mean and std over seeds) go to a JSON
-file and a markdown table next to it; the test split never feeds back into any setting.
+selects its epoch and prediction rule on the validation split (observed labels only, the trailing mean
+of `train.select_window` epochs) and is scored on the test split with the full labels at three points:
+the selected epoch (`mAP`, the headline), the last epoch (`last_mAP`) and the mean over the last five
+epochs (`last5_mAP`). Rows marked `_full` train on a copy of the data with every label observed. The test
+split never feeds back into any setting. `--set` overrides params for every run (e.g. to measure an
+option on validation); `--label` appends a name to the configs so that such runs sit apart in the table.
+Finished runs are kept in `--out` and not repeated: an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
@@ -23,12 +26,30 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 BASELINE = {"model.name": "single", "correction.weight": 0.0}
+# The paper's reading of COMIC, whatever the project defaults become.
+PAPER = {
+    "correction.tau": 0.7,
+    "correction.start_epoch": 0,
+    "correction.class_threshold": "ema",
+    "correction.mask_recalled": False,
+    "balance.distill": "literal",
+    "balance.teachers": "all",
+    "balance.branch_logits": "learning_effect",
+    "balance.prediction": "balanced",
+    "balance.weight": 1.0,
+    "loss.mfm.cooccurrence_scale": 1.0,
+    "loss.mfm.negative": "focal",
+    "loss.mfm.reject_fraction": 0.0,
+    "train.classifier_lr_scale": 1.0,
+    "train.schedule": "cosine",
+}
 CONFIGS: dict[str, dict] = {
-    "comic": {},
+    "comic": {},  # the project defaults (params.yaml)
+    "comic_paper": PAPER,
     "comic_shared_trunk": {"balance.shared_backbone": True},
     "comic_no_rlc": {"correction.weight": 0.0},
     "comic_no_ht_factor": {"loss.mfm.w_neg": 0.0, "loss.mfm.class_weight": False},
-    "comic_no_htb": {"model.name": "single"},
+    "comic_no_htb": {"model.name": "single", "model.classifier": "cosine"},
     "bce": {**BASELINE, "loss.name": "bce"},
     "focal": {**BASELINE, "loss.name": "focal"},
     "asl": {**BASELINE, "loss.name": "asl"},
@@ -38,9 +59,10 @@ CONFIGS: dict[str, dict] = {
     "asl_cas": {**BASELINE, "loss.name": "asl", "train.sampler": "class_aware"},
     "bce_full": {**BASELINE, "loss.name": "bce"},
     "asl_full": {**BASELINE, "loss.name": "asl"},
-    "asl_cas_full": {**BASELINE, "loss.name": "asl", "train.sampler": "class_aware"},
+    "hill_full": {**BASELINE, "loss.name": "hill"},
 }
 METRICS = ("mAP", "mAP_many", "mAP_medium", "mAP_few")
+LAST = 5  # epochs averaged by last5_*
 
 
 def full_label_copy(data_dir: Path, out: Path) -> Path:
@@ -57,165 +79,245 @@ def full_label_copy(data_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_one(job: tuple[str, int, str, int, dict]) -> dict:
-    name, seed, data_dir, epochs, base = job
+def run_one(job: tuple[str, int, str, int, dict, dict]) -> dict:
+    """Train one config and seed; score the selected, last and last-five epochs on test."""
+    name, seed, data_dir, epochs, base, updates = job
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     from comic import checkpoint
     from comic.config import Params, from_dict, override
-    from comic.data.store import load_classes
-    from comic.evaluation import score_on_test
+    from comic.evaluation import predict_split, test_report
     from comic.models import build_model
     from comic.training import LocalReporter, train
 
     torch.set_num_threads(1)
-    params = override(from_dict(Params, base), {**CONFIGS[name], "seed": seed, "train.epochs": epochs})
+    params = override(from_dict(Params, base), {**updates, "seed": seed, "train.epochs": epochs})
+
+    class KeepLast(LocalReporter):
+        """Also keeps the model weights of the last `LAST` epochs."""
+
+        weights: dict = {}
+
+        def report(self, metrics, checkpoint_dir):
+            super().report(metrics, checkpoint_dir)
+            if metrics["epoch"] >= epochs - LAST:
+                self.weights[metrics["epoch"]] = checkpoint.load(Path(self.root) / "checkpoint")[0][checkpoint.MODEL]
+
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
-        reporter = LocalReporter(Path(folder))
+        reporter = KeepLast(Path(folder))
         train(params, data_dir, reporter)
         state, best = checkpoint.load(Path(folder) / "checkpoint")
+    progress = state[checkpoint.PROGRESS]
+    from comic.data.store import load_classes
+
     classes = load_classes(data_dir)
 
-    def score(weights) -> dict:
+    def score(weights, prediction: str, views: bool = False) -> dict:
         model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
         model.load_state_dict(weights)
-        return score_on_test(model, data_dir, image_size=params.data.image_size, metrics=params.metrics)[0]
+        if hasattr(model, "prediction"):
+            model.prediction = prediction
+        test = predict_split(model, data_dir, "test", image_size=params.data.image_size, views=views)
+        result = {k: v for k, v in test_report(test["labels_full"], test["scores"], classes, params.metrics).items()}
+        if views:
+            result["views"] = {
+                key.removeprefix("view/"): test_report(test["labels_full"], test[key], classes, params.metrics)["mAP"]
+                for key in test
+                if key.startswith("view/")
+            }
+        return result
 
-    report, last_report = score(best), score(state[checkpoint.MODEL])
-    audit = [
-        {"epoch": row["epoch"], **{k.split("/")[1]: row[k] for k in row if k.startswith("correction/")}}
-        for row in reporter.history
-    ]
+    view = progress["best_view"]
+    selected = score(best, view, views=True)
+    last = {e: score(w, view) for e, w in sorted(reporter.weights.items())}
+    history = reporter.history
     return {
         "config": name,
         "seed": seed,
         "epochs": epochs,
         "seconds": round(time.time() - started, 1),
-        "best_epoch": reporter.history[-1]["best/epoch"],
-        "val_mAP": reporter.history[-1]["best/val_mAP_smoothed"],
-        **{k: report[k] for k in METRICS},
-        **{f"last_{k}": last_report[k] for k in METRICS},
-        "correction_audit": audit,
-        "val_curve": [row["val/mAP"] for row in reporter.history],
+        "best_epoch": progress["best_epoch"],
+        "prediction": view,
+        "val_mAP_smoothed": progress["best_score"],
+        **{k: selected[k] for k in METRICS},
+        **{f"last_{k}": last[epochs - 1][k] for k in METRICS},
+        **{f"last5_{k}": statistics.mean(r[k] for r in last.values()) for k in METRICS},
+        "test_views": selected["views"],
+        "val_curve": [row["val/mAP"] for row in history],
+        "epochs_log": [
+            {k: v for k, v in row.items() if k.split("/")[0] in ("epoch", "correction", "diagnostics", "val")}
+            for row in history
+        ],
     }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return (math.nan, math.nan)
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def summarise(runs: list[dict]) -> list[dict]:
     rows = []
-    for name in CONFIGS:
-        mine = [r for r in runs if r["config"] == name]
-        if not mine:
-            continue
-        row = {"config": name, "seeds": len(mine)}
-        for key in (*METRICS, *(f"last_{k}" for k in METRICS)):
-            if not all(key in r for r in mine):
-                continue
-            values = [r[key] for r in mine if r[key] is not None and not math.isnan(r[key])]
-            row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+    for name in dict.fromkeys(r["config"] for r in runs):
+        mine = sorted((r for r in runs if r["config"] == name), key=lambda r: r["seed"])
+        row = {"config": name, "seeds": [r["seed"] for r in mine]}
+        for key in (*METRICS, *(f"{p}_{k}" for p in ("last", "last5") for k in METRICS)):
+            row[key] = _mean_std([r[key] for r in mine])
         rows.append(row)
     return rows
 
 
-def markdown(rows: list[dict], command: str) -> str:
-    keys = (*METRICS, "last_mAP", "last_mAP_few")
+def paired(runs: list[dict], reference: str, key: str = "mAP") -> dict[str, list[float]]:
+    """Per config, `key` of `reference` minus the config's, seed by seed (seeds both ran)."""
+    ref = {r["seed"]: r[key] for r in runs if r["config"] == reference}
+    out: dict[str, list[float]] = {}
+    for name in dict.fromkeys(r["config"] for r in runs):
+        if name == reference:
+            continue
+        mine = {r["seed"]: r[key] for r in runs if r["config"] == name}
+        out[name] = [round(ref[s] - mine[s], 2) for s in sorted(set(ref) & set(mine))]
+    return out
+
+
+def _cell(value: tuple[float, float]) -> str:
+    return "-" if math.isnan(value[0]) else f"{value[0]:.2f} ± {value[1]:.2f}"
+
+
+def diagnostics_rows(runs: list[dict]) -> list[str]:
+    """COMIC-family runs: gradient shares on z_b at the last epoch, the net gradient on recalled entries,
+    the correction audit, validation mAP of each prediction rule at the last epoch; means over seeds."""
+    lines = []
+    for name in dict.fromkeys(r["config"] for r in runs):
+        mine = [r for r in runs if r["config"] == name and r["epochs_log"]]
+        if not mine or not any("diagnostics/grad_share/logits/main" in r["epochs_log"][-1] for r in mine):
+            continue
+        last = [r["epochs_log"][-1] for r in mine]
+
+        def mean(key: str, rows=last) -> str:
+            values = [row[key] for row in rows if key in row and not math.isnan(row[key])]
+            return f"{statistics.mean(values):.2f}" if values else "-"
+
+        correcting = [e for r in mine for e in r["epochs_log"] if e.get("correction/recalled")]
+        precision = [e["correction/precision"] for e in correcting]
+        right = statistics.mean(sum(e.get("correction/correct", 0) for e in r["epochs_log"]) for r in mine)
+        wrong = statistics.mean(sum(e.get("correction/wrong", 0) for e in r["epochs_log"]) for r in mine)
+        shares = " / ".join(mean(f"diagnostics/grad_share/logits/{t}") for t in ("main", "rlc", "htb"))
+        views = " / ".join(mean(f"val/view/{v}/mAP") for v in ("head", "balanced", "tail", "unfused", "mean"))
+        lines.append(
+            f"| {name} | {shares} | {mean('diagnostics/recalled/net_grad')} | "
+            f"{min(precision):.2f} | {right:.0f} / {wrong:.0f} | {views} |"
+            if precision
+            else f"| {name} | {shares} | - | - | - | {views} |"
+        )
+    if not lines:
+        return []
+    return [
+        "",
+        "Diagnostics, means over seeds: share of the gradient norm on z_b at the last epoch (main MFM / RLC /",
+        "HTB), net dL/dz on recalled entries (batch scale; < 0 holds them up), the lowest audit precision of a",
+        "correcting epoch, right / wrong recalled labels over the run, and the last epoch's validation mAP",
+        "of each prediction rule (head / balanced / tail / unfused / mean of three):",
+        "",
+        "| config | grad share main/rlc/htb | net grad, recalled | min precision | right / wrong | val mAP by rule |",
+        "|---|---|---:|---:|---:|---|",
+        *lines,
+    ]
+
+
+def markdown(runs: list[dict], command: str, reference: str) -> str:
+    rows = summarise(runs)
     lines = [
         f"Command: `{command}`",
         "",
-        "| config | seeds | mAP | many | medium | few | mAP, last epoch | few, last epoch |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Test mAP (%), mean ± std over seeds: the epoch selected on validation (headline), the last epoch,",
+        "and the mean of the last five epochs.",
+        "",
+        "| config | seeds | mAP | many | medium | few | last epoch | last-5 mean | few, last-5 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        cells = " | ".join(f"{row[k][0]:.2f} ± {row[k][1]:.2f}" if k in row else "-" for k in keys)
-        lines.append(f"| {row['config']} | {row['seeds']} | {cells} |")
+        cells = [_cell(row[k]) for k in (*METRICS, "last_mAP", "last5_mAP", "last5_mAP_few")]
+        lines.append(f"| {row['config']} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    if any(r["config"] == reference for r in runs):
+        lines += [
+            "",
+            f"Paired differences, {reference} minus the config, seed by seed (mAP, selected epoch; few; last-5):",
+            "",
+            "| config | mAP | all seeds agree | few | last-5 mAP |",
+            "|---|---|---|---|---|",
+        ]
+        by_map, by_few, by_last5 = (paired(runs, reference, k) for k in ("mAP", "mAP_few", "last5_mAP"))
+        for name, diffs in by_map.items():
+            agree = "yes" if diffs and (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)) else "no"
+            lines.append(f"| {name} | {diffs} | {agree} | {by_few[name]} | {by_last5[name]} |")
+    lines += diagnostics_rows(runs)
     return "\n".join(lines) + "\n"
 
 
-def audit_markdown(runs: list[dict], every: int = 3) -> str:
-    """Per config, over seeds: precision of the recalled labels every `every` epochs, the last epoch's
-    recall of hidden labels, and the mean validation mAP of the last 5 epochs (a selection-free view)."""
-    rows = []
-    for name in CONFIGS:
-        mine = [r for r in runs if r["config"] == name and any(a.get("recalled") for a in r["correction_audit"])]
-        if not mine:
-            continue
-        epochs = range(0, min(len(r["correction_audit"]) for r in mine), every)
+def write_results(out: Path, command: str, runs: list[dict], reference: str) -> None:
+    from comic.files import write_json, write_text
 
-        def mean(values: list) -> str:
-            values = [v for v in values if v is not None and not math.isnan(v)]
-            return f"{statistics.mean(values):.2f}" if values else "-"
-
-        precision = [mean([r["correction_audit"][e].get("precision") for r in mine]) for e in epochs]
-        recall = mean([r["correction_audit"][-1].get("recall") for r in mine])
-        val = mean([statistics.mean(r["val_curve"][-5:]) for r in mine])
-        rows.append(f"| {name} | {len(mine)} | {' / '.join(precision)} | {recall} | {val} |")
-    if not rows:
-        return ""
-    header = [
-        "",
-        f"Corrected labels (hidden labels as the reference; epochs 0, {every}, {2 * every}, ...):",
-        "",
-        "| config | seeds | precision per epoch | recall, last epoch | val mAP, mean of last 5 epochs |",
-        "|---|---:|---|---:|---:|",
-    ]
-    return "\n".join(header + rows) + "\n"
+    write_json(out, {"command": command, "summary": summarise(runs), "runs": runs})
+    write_text(out.with_suffix(".md"), markdown(runs, command, reference))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/plt")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="docs/results/accuracy.json")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides (YAML values)")
+    parser.add_argument("--label", default="", help="appended to the config names of these runs")
+    parser.add_argument("--reference", default="comic", help="config the paired differences are taken against")
     args = parser.parse_args()
 
     import yaml
 
-    from comic.config import load_params, override, to_dict
+    from comic.config import load_params, to_dict
 
     updates = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    # Read once: edits to params.yaml during the run do not leak in.
-    base = to_dict(override(load_params(args.params), updates))
+    base = to_dict(load_params(args.params))  # read once: edits to params.yaml during the run do not leak in
     data = Path(args.data).resolve()
-    full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Runs already in the output file (same epochs) are kept, not repeated: an interrupted benchmark resumes.
     runs: list[dict] = json.loads(out.read_text())["runs"] if out.is_file() else []
     done = {(r["config"], r["seed"]) for r in runs if r["epochs"] == args.epochs}
-    runs = [r for r in runs if (r["config"], r["seed"]) in done]
-    jobs = [
-        (name, seed, str(full if name.endswith("_full") else data), args.epochs, base)
-        for seed in args.seeds
-        for name in args.configs
-        if (name, seed) not in done
-    ]
+    full = None
+    jobs = []
+    for seed in args.seeds:
+        for name in args.configs:
+            label = name + args.label
+            if (label, seed) in done:
+                continue
+            if name.endswith("_full") and full is None:
+                full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
+            folder = str(full if name.endswith("_full") else data)
+            jobs.append((label, seed, folder, args.epochs, base, {**CONFIGS[name], **updates}))
     command = "PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py " + " ".join(
-        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if v not in ("", [])
     )
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for future in as_completed([pool.submit(run_one, job) for job in jobs]):
             result = future.result()
             runs.append(result)
             print(
-                f"{result['config']:>20} seed {result['seed']}: test mAP {result['mAP']:.2f} "
-                f"(few {result['mAP_few']:.2f}), {result['seconds']} s",
+                f"{result['config']:>24} seed {result['seed']}: test mAP {result['mAP']:.2f} "
+                f"(few {result['mAP_few']:.2f}; last-5 {result['last5_mAP']:.2f}), val {result['val_mAP_smoothed']:.2f}"
+                f" at epoch {result['best_epoch']} ({result['prediction']}), {result['seconds']} s",
                 flush=True,
             )
-            write_results(out, command, runs)
-    if not jobs and runs:  # everything was done already: render the tables again from the stored runs
-        write_results(out, command, runs)
-
-
-def write_results(out: Path, command: str, runs: list[dict]) -> None:
-    rows = summarise(runs)
-    out.write_text(json.dumps({"command": command, "summary": rows, "runs": runs}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(rows, command) + audit_markdown(runs))
+            write_results(out, command, runs, args.reference)
+    if runs:
+        write_results(out, command, runs, args.reference)
 
 
 if __name__ == "__main__":

@@ -57,10 +57,11 @@ import torchvision
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from comic.config import Params, flatten, override
+from comic.config import BalanceConfig, ModelConfig, Params, flatten, override
 from comic.device import autocast
 from comic.engine import Objective, build_objective, build_optimizer, seed_everything, train_step
-from comic.models import HTBModel, SingleHeadModel, build_model
+from comic.metrics import shot_groups
+from comic.models import HTBModel, build_model
 
 DEFAULT_CONFIGS = (
     "torchvision_resnet50",
@@ -166,11 +167,15 @@ def setup_reference(args: argparse.Namespace, device: torch.device, compiled: bo
         model: nn.Module = getattr(torchvision.models, args.backbone)(weights=None, num_classes=args.classes)
         described = f"torchvision.models.{args.backbone}(weights=None, num_classes={args.classes})"
     else:
-        model = SingleHeadModel(args.backbone, args.classes, pretrained_path=None, norm="batch")
+        model = build_model(
+            ModelConfig(name="single", backbone=args.backbone), BalanceConfig(), num_classes=args.classes
+        )
         described = f"SingleHeadModel({args.backbone}) + Linear (no torchvision {args.backbone})"
     model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
     params = Params()
-    optimizer = build_optimizer(model, lr=params.train.lr, weight_decay=params.train.weight_decay)
+    optimizer = build_optimizer(
+        model, lr=params.train.lr, weight_decay=params.train.weight_decay, classifier_lr_scale=1.0
+    )
     rate = long_tailed_counts(args.classes) / NUM_SAMPLES
     data = cycle([make_batch(args.batch, args.image_size, rate, device, cuda) for _ in range(DATA_SETS)])
     amp = cuda and args.amp
@@ -210,7 +215,9 @@ class ComicParts:
     def step_for(self, model: nn.Module, device: torch.device) -> Callable[[], None]:
         """One `train_step` of `model` (this model, or a wrapper of it) with a fresh Adam optimizer."""
         p = self.params.train
-        optimizer = build_optimizer(model, lr=p.lr, weight_decay=p.weight_decay)
+        optimizer = build_optimizer(
+            model, lr=p.lr, weight_decay=p.weight_decay, classifier_lr_scale=p.classifier_lr_scale
+        )
 
         def step() -> None:
             train_step(model, self.objective, optimizer, next(self.data), epoch=0, device=device, amp=self.amp)
@@ -235,6 +242,8 @@ def comic_parts(
             eta=b.eta,
             momentum=b.momentum,
             alpha=b.alpha,
+            branch_logits=b.branch_logits,
+            prediction="balanced",
         )
     else:
         model = build_model(params.model, params.balance, num_classes=args.classes)
@@ -247,6 +256,8 @@ def comic_parts(
         balance=params.balance,
         class_counts=counts,
         num_samples=NUM_SAMPLES,
+        groups=shot_groups(counts.numpy(), params.metrics.many_threshold, params.metrics.few_threshold).tolist(),
+        cooccurrence=None,
     ).to(device)
     instance_rate = counts / NUM_SAMPLES
     rebalanced_rate = torch.full_like(instance_rate, float(instance_rate.mean()))  # class-aware sampling: flat

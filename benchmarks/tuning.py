@@ -116,7 +116,7 @@ def main() -> None:
     bases = {"default": to_dict(params), "tuned": to_dict(override(params, result["search"]["best"]))}
     done = {(r["variant"], r["seed"]) for r in result["runs"]}
     jobs = {
-        (variant, seed): ("comic", seed, str(data), args.epochs, base)
+        (variant, seed): ("comic", seed, str(data), args.epochs, base, {})
         for seed in args.seeds
         for variant, base in bases.items()
         if (variant, seed) not in done

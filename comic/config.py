@@ -82,15 +82,24 @@ class DataConfig:
     label_rows: LabelRowsConfig = section(LabelRowsConfig)
     image_size: int = param(64, "side of the square images (embedded mosaics, transforms), px", *_positive)
     grid: int = param(3, "embedded: mosaic cells per side; <= grid^2 labels an image", *_grid_range)
-    pool_size: int = param(12000, "embedded: label rows generated before long-tail subsampling", *_positive)
+    pool_size: int = param(24000, "embedded: label rows generated before long-tail subsampling", *_positive)
     max_class_count: int = param(
-        1000, "embedded: Pareto target of the top class (Wu et al.'s max; actual count is lower)", *_positive
+        2000, "embedded: Pareto target of the top class (Wu et al.'s max; actual count is lower)", *_positive
     )
     min_class_count: int = param(4, "embedded: Pareto floor of class targets (Wu et al.'s min)", *_positive)
     pareto_alpha: float = param(6.0, "embedded: Pareto shape of the class targets (Wu et al.: 6)", *_positive)
     num_test: int = param(1200, "embedded: natural-distribution test images, before the top-up", *_positive)
     min_test_positives: int = param(30, "embedded: test positives each class is topped up to", *_positive)
-    val_fraction: float = param(0.15, "fraction of the training pool carved out for validation", *_open_unit)
+    val_split: Literal["natural", "carve"] = param(
+        "natural",
+        "validation: `natural`, a held-out set drawn like test (embedded only), labels hidden as in training; "
+        "`carve`, a stratified share of the long-tailed training pool (data.val_fraction)",
+    )
+    num_val: int = param(600, "embedded, val_split natural: validation images before the top-up", *_positive)
+    min_val_positives: int = param(
+        20, "embedded, val_split natural: positives each class is topped up to (before hiding)", *_positive
+    )
+    val_fraction: float = param(0.15, "val_split carve: fraction of the training pool carved out", *_open_unit)
     missing_rate: float = param(0.4, "fraction of each class's positives hidden in train and val", *_unit)
 
     def __post_init__(self) -> None:
@@ -98,6 +107,11 @@ class DataConfig:
             raise ValueError(
                 f"data.min_class_count ({self.min_class_count}) must not exceed data.max_class_count "
                 f"({self.max_class_count})"
+            )
+        if self.val_split == "natural" and self.source != "embedded":
+            raise ValueError(
+                f"data.val_split natural draws a validation set from the embedded generator; with data.source "
+                f"{self.source} set data.val_split: carve"
             )
         if self.image_size < 8 * self.grid:
             raise ValueError(f"data.image_size ({self.image_size}) must be >= 8 * data.grid (8 px per cell)")
@@ -115,6 +129,9 @@ class ModelConfig:
     )
     norm: Literal["batch", "group"] = param(
         "batch", "small_cnn normalisation; `group` is per image, so CPU DDP equals one process exactly"
+    )
+    classifier: Literal["linear", "cosine"] = param(
+        "linear", "single head: a biased linear layer (the baselines) or COMIC's cosine classifier (its -HTB ablation)"
     )
 
 
@@ -178,6 +195,20 @@ class MfmConfig:
     ht_exponent: float = param(1 / 3, "exponent of the head-tail factor (1 - ln(n_c / n_max))^e", *_positive)
     clip: float = param(0.05, "probability shift on negatives", *_unit)
     class_weight: bool = param(True, "weight each class by its head-tail factor (authors' code)")
+    cooccurrence_scale: float = param(
+        1.0,
+        "authors' co-occurrence prior: 1 - p_m of a negative that co-occurs with an observed positive is "
+        "scaled by this (their code: 1.2; 1 switches the prior off)",
+        lambda v: v >= 1,
+        ">= 1",
+    )
+    negative: Literal["focal", "hill"] = param(
+        "focal", "negative term: the asymmetric focal one, or Hill's (lambda - p) p^2 (comic's extension)"
+    )
+    hill_lamb: float = param(1.5, "lambda of the Hill negative term (negative: hill)", *_positive)
+    reject_fraction: float = param(
+        0.0, "drop this fraction of the largest negative losses of each batch (LL-R style; comic's extension)", *_unit
+    )
 
 
 @dataclass(frozen=True)
@@ -211,6 +242,9 @@ class CorrectionConfig:
     start_epoch: int = param(
         2, "first epoch that corrects labels (warm-up before it; the authors' code: 0)", *_non_negative
     )
+    mask_recalled: bool = param(
+        False, "recalled entries leave the main loss's negative part, so it stops pushing them back down"
+    )
 
 
 @dataclass(frozen=True)
@@ -224,6 +258,24 @@ class BalanceConfig:
     momentum: float = param(0.9, "moving-vector momentum mu", *_unit)
     alpha: float = param(2.0, "tail learning-effect strength", *_non_negative)
     kappa_power: float = param(2.0, "exponent on branch losses in the distillation weights kappa", *_positive)
+    distill: Literal["literal", "bce"] = param(
+        "literal",
+        "`literal`: MFM of the product of softmaxes (paper Eq. 11); `bce`: BCE of sigmoid(z_b) toward the "
+        "detached teachers' sigmoids",
+    )
+    teachers: Literal["all", "by_group"] = param(
+        "all", "`by_group`: the head teacher teaches many-shot classes, the tail teacher few-shot, both medium"
+    )
+    branch_logits: Literal["learning_effect", "plain"] = param(
+        "learning_effect",
+        "what the head and tail main losses train: the paper's learning-effect logits, or plain z (authors' "
+        "code); RLC and the teachers use the learning-effect logits either way",
+    )
+    prediction: Literal["balanced", "unfused", "head", "tail", "mean", "auto"] = param(
+        "balanced",
+        "prediction rule: the fused balanced branch (paper), it without fusion, one branch, the mean of the "
+        "three sigmoids, or `auto`: the best of balanced / unfused / mean on validation",
+    )
 
 
 # -------------------------------------------------------------------------------------------- train
@@ -235,6 +287,14 @@ class TrainConfig:
     batch_size: int = param(32, "global batch size per stream (split across workers)", *_positive)
     lr: float = param(1e-3, "Adam learning rate", *_positive)
     weight_decay: float = param(1e-4, "Adam weight decay", *_non_negative)
+    classifier_lr_scale: float = param(
+        1.0, "learning rate of classifiers relative to train.lr (the authors' code: 0.1)", *_positive
+    )
+    schedule: Literal["cosine", "authors_step"] = param(
+        "cosine",
+        "`cosine` annealing, or the authors' per-branch steps (x0.1 at 30 % of training for the balanced and "
+        "tail trunks, 60 % for the head trunk, 45 % for classifiers and fusion)",
+    )
     sampler: Literal["instance", "class_aware"] = param(
         "instance", "sampler of a single-head model (COMIC's branches have fixed samplers)"
     )
@@ -246,7 +306,7 @@ class TrainConfig:
     )
     use_tuned: bool = param(False, "read reports/tune/best_params.yaml when it exists")
     select_window: int = param(
-        1, "epoch selection: best trailing mean of this many validation mAPs (1: the best single epoch)", *_positive
+        3, "epoch selection: best trailing mean of this many validation mAPs (1: the best single epoch)", *_positive
     )
 
 
@@ -446,7 +506,8 @@ def from_dict(cls: type, raw: Any, prefix: str = "") -> Any:
     try:
         return cls(**kwargs)
     except ValueError as err:
-        raise ValueError(f"{prefix}: {err}" if prefix else str(err)) from err
+        named = not prefix or str(err).startswith(f"{prefix}.")  # a cross-key rule names its keys itself
+        raise ValueError(str(err) if named else f"{prefix}: {err}") from err
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -481,9 +542,9 @@ def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def override(params: Params, updates: Mapping[str, Any]) -> Params:
-    """A copy of `params` with dotted keys replaced (`{"correction.tau": 0.8}`), validated again."""
-    raw = to_dict(params)
+def set_dotted(raw: dict, updates: Mapping[str, Any]) -> dict:
+    """`raw` (a params mapping) with dotted keys replaced in place (`{"correction.tau": 0.8}`); a key that
+    is not there already raises ValueError naming it."""
     for dotted, value in updates.items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -494,4 +555,9 @@ def override(params: Params, updates: Mapping[str, Any]) -> Params:
         if leaf not in node:
             raise ValueError(f"unknown key {dotted}")
         node[leaf] = value
-    return from_dict(Params, raw)
+    return raw
+
+
+def override(params: Params, updates: Mapping[str, Any]) -> Params:
+    """A copy of `params` with dotted keys replaced (`{"correction.tau": 0.8}`), validated again."""
+    return from_dict(Params, set_dotted(to_dict(params), updates))

@@ -21,38 +21,44 @@ from comic.data.transforms import build_transform
 from comic.device import autocast, to_device, unwrap
 from comic.export import load_model_file
 from comic.files import write_csv, write_json
-from comic.metrics import multilabel_report, per_class_average_precision, shot_groups
+from comic.metrics import multilabel_report, per_class_average_precision, percent_mean, shot_groups
 
 
 @torch.no_grad()
 def predict_scores(
-    model: nn.Module, batches: Iterable[Mapping[str, Tensor]], *, device: torch.device, amp: bool
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Tensor]],
+    *,
+    device: torch.device,
+    amp: bool,
+    views: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Probabilities sigmoid(logits) (N, C) of the model's prediction, with the batch labels and indices."""
+    """Probabilities sigmoid(logits) (N, C) of the model's prediction (`scores`), with the batch labels and
+    indices; with `views`, also `view/<name>` for every prediction rule the model has (`model.views`)."""
     model.eval()
     predictor = unwrap(model)
-    scores, observed, full, index = [], [], [], []
+    out: dict[str, list] = {"scores": [], "labels_observed": [], "labels_full": [], "index": []}
     for batch in batches:
         images = to_device({"image": batch["image"]}, device)["image"]
         with autocast(device, amp):
-            logits = predictor.predict(images)
-        scores.append(torch.sigmoid(logits.float()).cpu())
-        observed.append(batch["labels_observed"])
-        full.append(batch["labels_full"])
-        index.append(batch["index"])
-    return {
-        "scores": torch.cat(scores).numpy(),
-        "labels_observed": torch.cat(observed).numpy(),
-        "labels_full": torch.cat(full).numpy(),
-        "index": torch.cat(index).numpy(),
-    }
+            logits = predictor.views(images) if views else {"predicted": predictor.predict(images)}
+        if views:
+            for name, value in logits.items():
+                out.setdefault(f"view/{name}", []).append(torch.sigmoid(value.float()).cpu())
+            logits["predicted"] = logits[getattr(predictor, "prediction", "single")]
+        out["scores"].append(torch.sigmoid(logits["predicted"].float()).cpu())
+        for key in ("labels_observed", "labels_full", "index"):
+            out[key].append(batch[key])
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
 
 
-def predict_split(model: nn.Module, data_dir, split: str, *, image_size: int, batch_size: int = 128) -> dict:
+def predict_split(
+    model: nn.Module, data_dir, split: str, *, image_size: int, views: bool = False, batch_size: int = 128
+) -> dict:
     """`predict_scores` over a whole split on the CPU, in dataset order."""
     dataset = MultiLabelDataset(data_dir, split, build_transform(False, image_size))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    return predict_scores(model, loader, device=torch.device("cpu"), amp=False)
+    return predict_scores(model, loader, device=torch.device("cpu"), amp=False, views=views)
 
 
 def gather_predictions(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -81,9 +87,16 @@ def report(labels_nc, scores_nc, train_counts_c, metrics: MetricsConfig) -> dict
 
 def evaluate(model, batches, classes: dict, metrics: MetricsConfig, *, device, amp: bool, label_key: str) -> dict:
     """Metrics of one split against `label_key` (`labels_observed` on validation: selection never sees the
-    hidden labels), predictions gathered from every rank (the same result on each)."""
-    merged = gather_predictions(predict_scores(model, batches, device=device, amp=amp))
-    return report(merged[label_key], merged["scores"], classes["train_counts"], metrics)
+    hidden labels), predictions gathered from every rank (the same result on each); `views` holds the
+    mAP of every prediction rule of the model."""
+    merged = gather_predictions(predict_scores(model, batches, device=device, amp=amp, views=True))
+    result = report(merged[label_key], merged["scores"], classes["train_counts"], metrics)
+    result["views"] = {
+        key.removeprefix("view/"): percent_mean(per_class_average_precision(merged[label_key], merged[key]))
+        for key in merged
+        if key.startswith("view/")
+    }
+    return result
 
 
 def _finite(value):

@@ -12,11 +12,13 @@ from comic.config import Params, from_dict, to_dict
 from comic.files import atomic_file
 from comic.models import build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the prediction rule
 
 
-def save_model_file(path: str | Path, weights: dict, params: Params, classes: dict, thresholds: list[float]) -> None:
-    """Write the model file (atomically)."""
+def save_model_file(
+    path: str | Path, weights: dict, params: Params, classes: dict, thresholds: list[float], *, prediction: str
+) -> None:
+    """Write the model file (atomically); `prediction` is the prediction rule chosen on validation."""
     bundle = {
         "format_version": FORMAT_VERSION,
         "weights": weights,
@@ -24,6 +26,7 @@ def save_model_file(path: str | Path, weights: dict, params: Params, classes: di
         "classes": {"names": list(classes["names"]), "train_counts": [int(c) for c in classes["train_counts"]]},
         "thresholds": [float(t) for t in thresholds],
         "image_size": params.data.image_size,
+        "prediction": prediction,
     }
     # Through a file object: torch names the archive inside after a path, and the temporary one is random.
     with atomic_file(path) as tmp, tmp.open("wb") as handle:
@@ -44,4 +47,6 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> tup
     params = from_dict(Params, bundle["params"])
     model = build_model(params.model, params.balance, num_classes=len(bundle["classes"]["names"]))
     model.load_state_dict(bundle["weights"])
+    if hasattr(model, "prediction"):
+        model.prediction = bundle["prediction"]
     return model.to(device).eval(), bundle

@@ -17,6 +17,7 @@ __all__ = [
     "average_precision",
     "choose_thresholds",
     "multilabel_report",
+    "percent_mean",
     "per_class_average_precision",
     "shot_groups",
 ]
@@ -103,7 +104,8 @@ def shot_groups(train_counts_c: Any, many_threshold: int = 100, few_threshold: i
     return np.where(n >= many_threshold, "many", np.where(n >= few_threshold, "medium", "few"))
 
 
-def _pct_mean(values: np.ndarray) -> float:
+def percent_mean(values: np.ndarray) -> float:
+    """100 x the mean of the non-NaN values (an mAP from per-class APs), NaN if there are none."""
     values = values[~np.isnan(values)]
     return float(100.0 * values.mean()) if values.size else float("nan")
 
@@ -141,9 +143,9 @@ def multilabel_report(
     n_pred = int(pred.sum())
     n_pos = int(y.sum())
 
-    report: dict[str, Any] = {"mAP": _pct_mean(ap)}
+    report: dict[str, Any] = {"mAP": percent_mean(ap)}
     for g in GROUPS:
-        report[f"mAP_{g}"] = _pct_mean(ap[groups == g])
+        report[f"mAP_{g}"] = percent_mean(ap[groups == g])
     report["recall@0.5"] = 100.0 * tp / n_pos if n_pos else float("nan")
     report["precision@0.5"] = 100.0 * tp / n_pred if n_pred else 0.0
     report["per_class"] = [

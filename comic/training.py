@@ -29,7 +29,7 @@ from comic.data.samplers import ClassAwareSampler, InstanceSampler
 from comic.data.store import load_classes
 from comic.data.transforms import build_transform, seed_worker
 from comic.device import worker_device
-from comic.engine import build_objective, build_optimizer, loss_table, seed_everything, train_step
+from comic.engine import build_objective, build_optimizer, build_scheduler, loss_table, seed_everything, train_step
 from comic.evaluation import evaluate, predict_split
 from comic.export import save_model_file
 from comic.history import SELECTED, trailing_mean, write_history
@@ -174,10 +174,22 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
         balance=params.balance,
         class_counts=torch.tensor(data.classes["train_counts"], dtype=torch.float32),
         num_samples=len(data.train),
+        groups=data.classes["groups"],
+        cooccurrence=torch.tensor(data.classes["cooccurrence"]) if "cooccurrence" in data.classes else None,
     ).to(device)
-    optimizer = build_optimizer(model, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
-    progress = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "history": [], "resumed_at": []}
+    optimizer = build_optimizer(
+        model, lr=settings.lr, weight_decay=settings.weight_decay, classifier_lr_scale=settings.classifier_lr_scale
+    )
+    scheduler = build_scheduler(optimizer, schedule=settings.schedule, epochs=settings.epochs)
+    candidates = selection_candidates(params)
+    progress = {
+        "epoch": 0,
+        "best_score": -1.0,
+        "best_epoch": -1,
+        "best_view": candidates[0],
+        "history": [],
+        "resumed_at": [],
+    }
 
     restored = reporter.restore()
     best_state = None
@@ -220,7 +232,7 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
         metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **_mean_parts(steps, epoch)}
         # Loaded images (both streams for COMIC, data loading included) per second, summed over ranks.
         metrics["train/images_per_s"] = float(throughput)
-        metrics.update({f"correction/{k}": v for k, v in objective.end_epoch().items()})
+        metrics.update(objective.end_epoch())
         val_loader = _loader(data.val, data.val_sampler, batch_size, device)
         val = evaluate(
             model,
@@ -231,11 +243,12 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
             amp=settings.amp,
             label_key="labels_observed",
         )
-        metrics.update({f"val/{k}": v for k, v in val.items() if k != "per_class"})
-        curve = [row["val/mAP"] for row in progress["history"]] + [metrics["val/mAP"]]
-        metrics[SELECTED] = trailing_mean(curve, settings.select_window)
-        if metrics[SELECTED] > progress["best_score"]:
-            progress.update(best_score=metrics[SELECTED], best_epoch=epoch)
+        metrics.update({f"val/{k}": v for k, v in val.items() if k not in ("per_class", "views")})
+        metrics.update({f"val/view/{view}/mAP": v for view, v in val["views"].items()})
+        score, view = smoothed_best(progress["history"] + [metrics], candidates, settings.select_window)
+        metrics[SELECTED] = score
+        if score > progress["best_score"]:
+            progress.update(best_score=score, best_epoch=epoch, best_view=view)
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         metrics.update({"best/val_mAP_smoothed": progress["best_score"], "best/epoch": progress["best_epoch"]})
         progress["epoch"] = epoch + 1
@@ -260,16 +273,34 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
     return metrics
 
 
+def selection_candidates(params: Params) -> list[str]:
+    """The prediction rules epoch selection may choose among (`balance.prediction: auto`: three)."""
+    if params.model.name == "single":
+        return ["single"]
+    if params.balance.prediction == "auto":
+        return ["balanced", "unfused", "mean"]
+    return [params.balance.prediction]
+
+
+def smoothed_best(history: list[dict], views: list[str], window: int) -> tuple[float, str]:
+    """The best of `views` by the trailing mean of its validation mAP over the last `window` epochs."""
+    scores = {v: trailing_mean([row[f"val/view/{v}/mAP"] for row in history], window) for v in views}
+    view = max(views, key=lambda v: scores[v])
+    return scores[view], view
+
+
 def finish_training(params: Params, data_dir, checkpoint_dir: Path, model_path, history_path) -> dict:
-    """The model file of the selected epoch, with per-class decision thresholds chosen on validation, and
-    the history CSV; returns the run's progress (best epoch, history)."""
+    """The model file of the selected epoch and prediction rule, with per-class decision thresholds chosen
+    on validation, and the history CSV; returns the run's progress (best epoch and view, history)."""
     state, best_weights = checkpoint.load(checkpoint_dir)
+    progress = state[checkpoint.PROGRESS]
     classes = load_classes(data_dir)
     model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
     model.load_state_dict(best_weights)
+    if hasattr(model, "prediction"):
+        model.prediction = progress["best_view"]
     val = predict_split(model, data_dir, "val", image_size=params.data.image_size)
     thresholds = choose_thresholds(val["labels_observed"], val["scores"], default=params.metrics.decision_threshold)
-    save_model_file(model_path, best_weights, params, classes, thresholds.tolist())
-    progress = state[checkpoint.PROGRESS]
+    save_model_file(model_path, best_weights, params, classes, thresholds.tolist(), prediction=progress["best_view"])
     write_history(history_path, progress["history"])
     return progress

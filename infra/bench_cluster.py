@@ -146,7 +146,8 @@ def run_once(repo: Path, remote: Path, work: Path, layout: str, mlflow_uri: str)
 def main() -> None:
     import yaml
 
-    from infra.scratch_repo import REPO, make_repo, with_overrides
+    from comic.config import set_dotted
+    from infra.scratch_repo import REPO, make_repo
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
@@ -155,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="comic-bench-"))
-    params = with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), {"train.epochs": args.epochs})
+    params = set_dotted(yaml.safe_load((REPO / "params.yaml").read_text()), {"train.epochs": args.epochs})
     print(f"building the scratch repo and its data in {root} ...", flush=True)
     repo = make_repo(root / "repo", root / "remote", params)
     mlflow_uri = f"sqlite:///{root / 'mlflow.db'}"

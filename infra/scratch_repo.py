@@ -20,22 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from comic.config import set_dotted
+
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ("comic", "pipelines", "infra", "dvc.yaml", ".gitignore", ".dvcignore")
 GIT = ["git", "-c", "user.name=comic", "-c", "user.email=comic@localhost", "-c", "commit.gpgsign=false"]
-
-
-def with_overrides(params: dict, overrides: dict[str, object]) -> dict:
-    """`params` (params.yaml as a dict) with dotted keys set, e.g. {"train.epochs": 3}."""
-    for key, value in overrides.items():
-        node = params
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        if leaf not in node:
-            raise KeyError(f"params.yaml has no key {key}")
-        node[leaf] = value
-    return params
 
 
 def _run(*args: str, cwd: Path, env: dict | None = None) -> None:
@@ -46,8 +35,8 @@ def _run(*args: str, cwd: Path, env: dict | None = None) -> None:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-def make_repo(out: Path, remote: Path, params: dict) -> Path:
-    """A git + DVC repo at `out` with `params` as params.yaml, its data built, pushed to `remote`, committed."""
+def copy_repo(out: Path, params: dict) -> Path:
+    """A git + DVC repo at `out` with the project's code, dvc.yaml and `params` as params.yaml (uncommitted)."""
     out.mkdir(parents=True)
     for name in COPIED:
         source = REPO / name
@@ -58,10 +47,20 @@ def make_repo(out: Path, remote: Path, params: dict) -> Path:
     (out / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run("git", "init", "-q", cwd=out)
     _run(sys.executable, "-m", "dvc", "init", "-q", cwd=out)
+    return out
+
+
+def commit(repo: Path, message: str) -> None:
+    _run(*GIT, "add", "-A", cwd=repo)
+    _run(*GIT, "commit", "-qm", message, cwd=repo)
+
+
+def make_repo(out: Path, remote: Path, params: dict) -> Path:
+    """A git + DVC repo at `out` with `params` as params.yaml, its data built, pushed to `remote`, committed."""
+    copy_repo(out, params)
     _run(sys.executable, "-m", "dvc", "repro", "-q", "drop_labels", cwd=out)
     _run("bash", "infra/dvc-remote.sh", "push", cwd=out, env={"DVC_REMOTE_URL": str(remote)})
-    _run(*GIT, "add", "-A", cwd=out)
-    _run(*GIT, "commit", "-qm", "scratch checkout for a cluster job", cwd=out)
+    commit(out, "scratch checkout for a cluster job")
     return out
 
 
@@ -72,7 +71,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="params override KEY=VALUE (YAML value)")
     args = parser.parse_args()
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    params = with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+    params = set_dotted(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
     print(make_repo(args.out, args.remote, params))
 
 

@@ -7,17 +7,23 @@ import torch
 from comic.config import BalanceConfig, CorrectionConfig, MfmConfig, ModelConfig, Params
 from comic.engine import build_objective
 from comic.losses import MFM, LabelCorrector
+from comic.metrics import shot_groups
 from comic.models import HTBModel, build_backbone
 
 
 def objective(params: Params, *, class_counts, num_samples: int):
+    """`build_objective` with shot groups from `class_counts` and no co-occurrence matrix."""
+    counts = torch.as_tensor(class_counts, dtype=torch.float32)
+    groups = shot_groups(counts.numpy(), params.metrics.many_threshold, params.metrics.few_threshold)
     return build_objective(
         model_name=params.model.name,
         loss=params.loss,
         correction=params.correction,
         balance=params.balance,
-        class_counts=torch.as_tensor(class_counts, dtype=torch.float32),
+        class_counts=counts,
         num_samples=num_samples,
+        groups=groups.tolist(),
+        cooccurrence=None,
     )
 
 
@@ -33,7 +39,8 @@ def mfm(class_counts, **overrides) -> MFM:
 
 def htb(backbone: str, num_classes: int, **overrides) -> HTBModel:
     balance = dataclasses.asdict(BalanceConfig())
-    kwargs = {k: balance[k] for k in ("shared_backbone", "rho", "eta", "momentum", "alpha")}
+    kwargs = {k: balance[k] for k in ("shared_backbone", "rho", "eta", "momentum", "alpha", "branch_logits")}
+    kwargs["prediction"] = "balanced"
     return HTBModel(backbone, num_classes, **{"pretrained_path": None, "norm": "batch", **kwargs, **overrides})
 
 

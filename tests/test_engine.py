@@ -35,7 +35,7 @@ def setup(updates, seed=0, hidden=0.3):
     batch = tiny_batch(hidden=hidden)
     model = build_model(params.model, params.balance, num_classes=NUM_CLASSES)
     objective = objective_for(params, class_counts=batch["labels_observed"].sum(0), num_samples=NUM_IMAGES)
-    optimizer = build_optimizer(model, lr=params.train.lr, weight_decay=0.0)
+    optimizer = build_optimizer(model, lr=params.train.lr, weight_decay=0.0, classifier_lr_scale=1.0)
     return model, objective, optimizer, batch
 
 
@@ -101,7 +101,7 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_loss_curve():
 def test_the_correction_audit_reports_precision_and_recall_against_the_hidden_labels():
     model, objective, optimizer, batch = setup({"model.name": "single", "correction.tau": 0.55}, seed=1)
     run(model, objective, optimizer, batch, 9, steps_per_epoch=10)
-    audit = objective.end_epoch()
+    audit = {k.removeprefix("correction/"): v for k, v in objective.end_epoch().items()}
     hidden = int(((batch["labels_full"] > 0) & (batch["labels_observed"] == 0)).sum())
     assert audit["hidden"] == 9 * hidden
     assert audit["recalled"] == audit["correct"] + audit["wrong"]
@@ -123,3 +123,77 @@ def test_a_compiled_model_is_unwrapped_for_prediction_without_compiling():
     plain = predict_scores(model, [batch], device=CPU, amp=False)["scores"]
     wrapped = predict_scores(torch.compile(model), [batch], device=CPU, amp=False)["scores"]  # predict() runs eagerly
     assert (wrapped == plain).all()
+
+
+def recalled_entry_gradient(mask_recalled: bool) -> float:
+    """dL/dz (batch-size scale) of a y_obs = 0 entry that the corrector recalls at p = 0.85, the issue's
+    probe: the main MFM term against the RLC term (weight 0.2, one image, its positives counted)."""
+    from comic.engine import correction_loss
+
+    counts = torch.tensor([100.0, 100.0])
+    params = override(Params(), {"model.name": "single", "correction.start_epoch": 0})
+    objective = objective_for(params, class_counts=counts, num_samples=1)
+    logits = torch.logit(torch.tensor([[0.95, 0.85]])).requires_grad_()
+    observed = torch.tensor([[1.0, 0.0]])
+    corrected = torch.tensor([[1.0, 1.0]])
+    weight = 1 - (corrected - observed) if mask_recalled else None
+    main = objective.loss_fn(logits, observed, weight)
+    rlc = 0.2 * correction_loss(objective.loss_fn, logits, corrected, corrected.sum())
+    (grad,) = torch.autograd.grad(main + rlc, logits)
+    return float(grad[0, 1])
+
+
+def test_masking_recalled_entries_lets_the_corrector_hold_them_up():
+    assert recalled_entry_gradient(mask_recalled=False) > 0  # the main term pushes the recalled label back down
+    assert recalled_entry_gradient(mask_recalled=True) < 0  # only the corrector's push up is left
+
+
+def test_a_masked_step_leaves_recalled_entries_out_of_the_main_loss():
+    model, objective, optimizer, batch = setup(
+        {"model.name": "single", "correction.tau": 0.5, "correction.mask_recalled": True}
+    )
+    corrected = objective.correctors["single"]
+    logits = model(batch["image"]).float()
+    recalled = corrected(logits, batch["labels_observed"]) - batch["labels_observed"]
+    weight = objective._main_weight(recalled + batch["labels_observed"], batch["labels_observed"])
+    assert recalled.sum() > 0 and torch.equal(weight, 1 - recalled)
+
+
+def test_plain_branch_logits_train_the_head_and_tail_on_z_not_the_learning_effect():
+    for branch_logits in ("learning_effect", "plain"):
+        # Momentum 0: the moving vector is the batch mean, so a second forward on the batch is the same.
+        updates = {"model.name": "comic", "balance.branch_logits": branch_logits, "balance.momentum": 0.0}
+        model, objective, _, batch = setup(updates, seed=2)
+        _, parts = objective(model, {"instance": batch, "rebalanced": batch}, epoch=0)
+        out = model(batch["image"], batch["image"])
+        head, other = (out.head_plain, out.head) if branch_logits == "plain" else (out.head, out.head_plain)
+        observed = batch["labels_observed"]
+        torch.testing.assert_close(parts["loss_head"], objective.loss_fn(head, observed).detach())
+        assert not torch.allclose(parts["loss_head"], objective.loss_fn(other, observed).detach())
+
+
+def test_every_epoch_reports_gradient_shares_and_the_net_gradient_on_recalled_entries():
+    model, objective, optimizer, batch = setup({"model.name": "comic", "correction.tau": 0.55}, seed=1)
+    run(model, objective, optimizer, batch, 12, steps_per_epoch=100)
+    diagnostics = {k: v for k, v in objective.end_epoch().items() if k.startswith("diagnostics/")}
+    shares = [v for k, v in diagnostics.items() if k.startswith("diagnostics/grad_share/logits/")]
+    assert {"main", "rlc", "htb"} == {k.rsplit("/", 1)[1] for k in diagnostics if "/logits/" in k}
+    assert abs(sum(shares) - 1) < 1e-6 and all(0 <= s <= 1 for s in shares)
+    assert "diagnostics/grad_share/features/main" in diagnostics and "diagnostics/recalled/net_grad" in diagnostics
+
+
+def test_the_authors_schedule_steps_each_group_at_its_fraction_and_classifiers_learn_slower():
+    from comic.engine import build_scheduler
+
+    model = build_model(Params().model, Params().balance, num_classes=NUM_CLASSES)
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.0, classifier_lr_scale=0.1)
+    scheduler = build_scheduler(optimizer, schedule="authors_step", epochs=40)
+    rates = []
+    for _ in range(40):
+        rates.append({g["name"]: g["lr"] for g in optimizer.param_groups})
+        optimizer.step()
+        scheduler.step()
+    assert rates[0]["heads"] == pytest.approx(1e-4) and rates[0]["head"] == pytest.approx(1e-3)
+    assert rates[11]["balanced"] == pytest.approx(1e-3) and rates[12]["balanced"] == pytest.approx(1e-4)
+    assert rates[23]["head"] == pytest.approx(1e-3) and rates[24]["head"] == pytest.approx(1e-4)
+    assert rates[18]["heads"] == pytest.approx(1e-5) and rates[12]["tail"] == pytest.approx(1e-4)

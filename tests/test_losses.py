@@ -174,3 +174,75 @@ def test_every_loss_is_lower_for_confident_correct_predictions(name, inputs):
     loss = build_loss(dataclasses.replace(LossConfig(), name=name), class_counts=n.float(), num_samples=1000)
     good, bad = (y.float() * 2 - 1) * 6, (1 - y.float() * 2) * 6
     assert loss(good, y.float()) < loss(bad, y.float())
+
+
+def factor(counts):
+    return (1 - torch.log(counts / counts.max())) ** (1 / 3)
+
+
+def test_mfm_with_the_cooccurrence_prior_equals_the_authors_formula(inputs):
+    z, y, n = inputs
+    cooccurrence = torch.tensor([[5, 2, 0, 0, 1], [2, 4, 0, 0, 0], [0, 0, 3, 1, 0], [0, 0, 1, 2, 0], [1, 0, 0, 0, 2]])
+    a = (y @ (cooccurrence > 0).double()) > 0  # a_k > 0: co-occurs with a positive of image k
+    p = torch.sigmoid(z)
+    xs_neg = torch.clamp(1 - p + 0.05, max=1)
+    xs_neg = torch.where(a, torch.clamp(1.2 * xs_neg, max=1), xs_neg)  # the authors' 1.2 on co-occurring negatives
+    gamma_neg = 3 + factor(n)
+    w = factor(n)
+    neg = -((1 - xs_neg) ** gamma_neg).detach() * torch.log(torch.clamp(xs_neg, min=1e-8))
+    reference = (w * (y * -torch.log(p) + (1 - y) * neg)).sum() / B
+    module = MFM(n, cooccurrence_scale=1.2, cooccurrence=cooccurrence.double()).double()
+    check(module(z, y), reference, z)
+
+
+def test_mfm_with_hill_negatives_equals_its_formula(inputs):
+    z, y, n = inputs
+    p = torch.sigmoid(z)
+    reference = (factor(n) * (y * -torch.log(p) + (1 - y) * (1.5 - p) * p**2)).sum() / B
+    check(MFM(n, negative="hill", hill_lamb=1.5).double()(z, y), reference, z)
+
+
+def test_mfm_rejection_drops_exactly_the_largest_negative_terms(inputs):
+    z, y, n = inputs
+    keep_all = MFM(n).double()
+    p = torch.sigmoid(z)
+    p_m = torch.clamp(p - 0.05, min=0)
+    neg = -(p_m.detach() ** (3 + factor(n))) * torch.log(1 - p_m)
+    values = neg[y < 0.5]
+    k = int(0.25 * values.numel())
+    cutoff = torch.topk(values.detach(), k).values[-1]
+    dropped = (y < 0.5) & (neg.detach() >= cutoff)
+    reference = (factor(n) * (y * -torch.log(p) + (1 - y) * neg) * (~dropped)).sum() / B
+    check(MFM(n, reject_fraction=0.25).double()(z, y), reference, z)
+    assert keep_all(z, y) > MFM(n, reject_fraction=0.25).double()(z, y)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_a_zero_entry_weight_removes_that_entry_from_every_loss(name, inputs):
+    z, y, n = inputs
+    loss = build_loss(dataclasses.replace(LossConfig(), name=name), class_counts=n.float(), num_samples=1000).double()
+    weight = torch.ones_like(y)
+    weight[1, 2] = 0
+    (grad,) = torch.autograd.grad(loss(z, y, weight), z)
+    assert grad[1, 2] == 0 and grad[1, 3] != 0
+
+
+def test_bce_distillation_equals_its_formula_and_sends_nothing_into_the_teachers():
+    from comic.losses import bce_distillation, teacher_weights
+
+    g = torch.Generator().manual_seed(4)
+    head, tail, balanced = (torch.randn(B, C, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    groups = torch.tensor([0, 0, 1, 2, 2])
+    w_h, w_t = teacher_weights(torch.tensor(0.3), torch.tensor(0.7), groups)
+    torch.testing.assert_close(w_h, torch.tensor([1.0, 1.0, 0.3, 0.0, 0.0]))
+    torch.testing.assert_close(w_t, torch.tensor([0.0, 0.0, 0.7, 1.0, 1.0]))
+    p_b = torch.sigmoid(balanced)
+
+    def bce(q):
+        return -(q * torch.log(p_b) + (1 - q) * torch.log(1 - p_b))
+
+    reference = (w_h * bce(torch.sigmoid(head).detach()) + w_t * bce(torch.sigmoid(tail).detach())).sum() / B
+    value = bce_distillation(head, tail, balanced, w_h.double(), w_t.double())
+    torch.testing.assert_close(value, reference)
+    grads = torch.autograd.grad(value, [head, tail, balanced], allow_unused=True)
+    assert grads[0] is None and grads[1] is None and grads[2].abs().sum() > 0

@@ -72,7 +72,8 @@ def test_htb_model_gives_logits_for_every_branch_and_updates_moving_vectors_only
     balance = dataclasses.replace(BalanceConfig(), shared_backbone=shared)
     model = build_model(ModelConfig(name="comic"), balance, num_classes=5)
     out = model(torch.randn(6, 3, 32, 32), torch.randn(6, 3, 32, 32))
-    assert all(t.shape == (6, 5) for t in vars(out).values())
+    logits = {k: v for k, v in vars(out).items() if k != "balanced_features"}
+    assert all(t.shape == (6, 5) for t in logits.values()) and out.balanced_features.shape[0] == 6
     assert not out.tail_on_instance.requires_grad
     moved = model.moving["head"].vector.clone()
     assert moved.abs().sum() > 0
@@ -114,3 +115,23 @@ def test_pretrained_weights_load_from_a_local_file_and_a_missing_file_is_a_clear
     torch.testing.assert_close(loaded.conv1.weight, source.conv1.weight)
     with pytest.raises(FileNotFoundError, match="pretrained_path"):
         build_backbone("resnet18", pretrained_path=str(tmp_path / "absent.pt"))
+
+
+def test_views_give_every_prediction_rule_and_mean_averages_the_three_sigmoids():
+    torch.manual_seed(6)
+    model = build_model(ModelConfig(name="comic"), BalanceConfig(), num_classes=4).eval()
+    images = torch.randn(3, 3, 32, 32)
+    views = model.views(images)
+    assert set(views) == {"balanced", "unfused", "head", "tail", "mean"}
+    mean = (torch.sigmoid(views["head"]) + torch.sigmoid(views["balanced"]) + torch.sigmoid(views["tail"])) / 3
+    torch.testing.assert_close(torch.sigmoid(views["mean"]), mean, rtol=1e-4, atol=1e-6)
+    model.prediction = "mean"
+    torch.testing.assert_close(model.predict(images), views["mean"])
+
+
+def test_the_single_head_ablation_can_keep_the_cosine_classifier():
+    balance = BalanceConfig()
+    cosine = build_model(ModelConfig(name="single", classifier="cosine"), balance, num_classes=5)
+    assert isinstance(cosine.classifier, CosineClassifier) and cosine.classifier.rho == balance.rho
+    linear = build_model(ModelConfig(name="single"), balance, num_classes=5)
+    assert isinstance(linear.classifier, torch.nn.Linear)

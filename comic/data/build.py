@@ -12,7 +12,8 @@ from comic.data.tiles import load_tile_bank
 
 
 def build_raw(data: DataConfig, tile_bank: str | Path) -> RawDataset:
-    """Training pool and test split of `data.source` (nothing hidden yet); `tile_bank` serves `embedded`."""
+    """Training pool, test split (and the natural validation split) of `data.source`, nothing hidden yet;
+    `tile_bank` serves `embedded`."""
     if data.source == "embedded":
         return build_embedded(
             bank=load_tile_bank(tile_bank),
@@ -25,6 +26,8 @@ def build_raw(data: DataConfig, tile_bank: str | Path) -> RawDataset:
             pareto_alpha=data.pareto_alpha,
             num_test=data.num_test,
             min_test_positives=data.min_test_positives,
+            num_val=data.num_val if data.val_split == "natural" else 0,
+            min_val_positives=data.min_val_positives,
             train_rows=data.label_rows.train,
             test_rows=data.label_rows.test,
         )

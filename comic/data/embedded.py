@@ -3,7 +3,9 @@
 Training pool: `pool_size` generated rows, long-tail subsampled (Wu et al. 2020), rendered from the
 train tile pool. Test: `num_test` rows of the generator's natural distribution, topped up with rows
 containing each class that has fewer than `min_test_positives`, rendered from the test tile pool.
-Label-row files replace the generator for their split and are used as given.
+Validation (optional, `num_val` > 0): drawn like test but rendered from the train tile pool, a held-out
+set annotated separately from training. Label-row files replace the generator for their split and are
+used as given.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from comic.data.store import RawDataset, SplitTable, require_positives
 from comic.data.tiles import CLASS_NAMES, TileBank
 
 # Independent random streams of one data seed.
-SCENES, POOL, LONGTAIL, TEST, RENDER_TRAIN, RENDER_TEST = range(6)
+SCENES, POOL, LONGTAIL, TEST, RENDER_TRAIN, RENDER_TEST, VAL, RENDER_VAL = range(8)
 
 
 def _file_rows(path: str, grid: int) -> np.ndarray:
@@ -40,6 +42,16 @@ def _table(split: str, labels_nc: np.ndarray, images: list[bytes]) -> SplitTable
     )
 
 
+def natural_rows(scenes: SceneModel, n: int, min_positives: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` rows of the generator's own distribution, then rows holding each class short of `min_positives`."""
+    rows = scenes.sample(n, rng)
+    for c in range(scenes.num_classes):
+        deficit = min_positives - int(rows[:, c].sum())
+        if deficit > 0:
+            rows = np.vstack([rows, scenes.sample(deficit, rng, must_contain=c)])
+    return rows
+
+
 def build_embedded(
     *,
     bank: TileBank,
@@ -52,10 +64,13 @@ def build_embedded(
     pareto_alpha: float,
     num_test: int,
     min_test_positives: int,
-    train_rows: str | None = None,
-    test_rows: str | None = None,
+    num_val: int,
+    min_val_positives: int,
+    train_rows: str | None,
+    test_rows: str | None,
 ) -> RawDataset:
-    """Build the embedded training pool and test split (labels_observed == labels_full)."""
+    """Build the embedded training pool, test split and (`num_val` > 0) validation split, every label
+    observed (labels_observed == labels_full)."""
     files = {"train": train_rows, "test": test_rows}
     given = {name: _file_rows(path, grid) for name, path in files.items() if path}
     widths = {name: rows.shape[1] for name, rows in given.items()}
@@ -79,12 +94,7 @@ def build_embedded(
     if "test" in given:
         test_labels, test_where = given["test"], test_rows
     else:
-        rng = np.random.default_rng([seed, TEST])
-        test_labels = scenes.sample(num_test, rng)
-        for c in range(num_classes):
-            deficit = min_test_positives - int(test_labels[:, c].sum())
-            if deficit > 0:
-                test_labels = np.vstack([test_labels, scenes.sample(deficit, rng, must_contain=c)])
+        test_labels = natural_rows(scenes, num_test, min_test_positives, np.random.default_rng([seed, TEST]))
         test_where = "generated test split"
 
     require_positives(train_labels, names, f"{train_where}, split 'train'")
@@ -92,4 +102,9 @@ def build_embedded(
     train_images = render_split(train_labels, bank.train, image_size, grid, seed, RENDER_TRAIN)
     test_images = render_split(test_labels, bank.test, image_size, grid, seed, RENDER_TEST)
     train, test = _table("train", train_labels, train_images), _table("test", test_labels, test_images)
-    return RawDataset(train=train, test=test, names=names)
+    val = None
+    if num_val > 0:
+        val_labels = natural_rows(scenes, num_val, min_val_positives, np.random.default_rng([seed, VAL]))
+        val_images = render_split(val_labels, bank.train, image_size, grid, seed, RENDER_VAL)
+        val = _table("val", val_labels, val_images)
+    return RawDataset(train=train, test=test, names=names, val=val)

@@ -34,9 +34,11 @@ def hide_labels(table: SplitTable, missing_rate: float, seed: int) -> SplitTable
 def class_summary(names: list[str], train, val, test, many_threshold: int, few_threshold: int) -> dict:
     """`classes.json` of the final dataset; `groups` come from the observed training counts."""
     train_counts = train.labels_observed.sum(axis=0)
+    observed = train.labels_observed.astype(np.int64)
     return {
         "names": names,
         "train_counts": train_counts.tolist(),
+        "cooccurrence": (observed.T @ observed).tolist(),  # (C, C) images with both classes observed
         "groups": shot_groups(train_counts, many_threshold, few_threshold).tolist(),
         "train_counts_full": train.labels_full.sum(axis=0).tolist(),
         "val_counts": val.labels_observed.sum(axis=0).tolist(),

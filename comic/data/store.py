@@ -193,11 +193,17 @@ def require_positives(labels_nc: np.ndarray, names: list[str], where: str) -> No
 
 @dataclass(frozen=True)
 class RawDataset:
-    """What a builder returns: the training pool and the test split (all labels observed), class names."""
+    """What a builder returns: the training pool, the test split and optionally a validation split drawn
+    apart from the pool (all labels observed), and the class names."""
 
     train: SplitTable
     test: SplitTable
     names: list[str]
+    val: SplitTable | None = None
+
+    @property
+    def tables(self) -> list[SplitTable]:
+        return [t for t in (self.train, self.val, self.test) if t is not None]
 
 
 def write_dataset(out_dir: str | Path, tables: list[SplitTable], classes: dict) -> None:

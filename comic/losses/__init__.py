@@ -11,7 +11,7 @@ import dataclasses
 from torch import Tensor, nn
 
 from comic.config import LossConfig
-from comic.losses.balance import distillation_weights, htb_distillation
+from comic.losses.balance import bce_distillation, distillation_weights, htb_distillation, teacher_weights
 from comic.losses.correction import LabelCorrector
 from comic.losses.db_focal import DBFocal
 from comic.losses.focal import ASL, BCE, MFM, Focal, asymmetric_focal_terms, head_tail_factor
@@ -30,8 +30,11 @@ LOSSES: dict[str, type[nn.Module]] = {
 _SCHEDULE_KEYS = {"splc": {"start_epoch"}}
 
 
-def build_loss(config: LossConfig, *, class_counts: Tensor, num_samples: int) -> nn.Module:
-    """The loss `config.name` with its hyperparameters from `config.<name>`."""
+def build_loss(
+    config: LossConfig, *, class_counts: Tensor, num_samples: int, cooccurrence: Tensor | None = None
+) -> nn.Module:
+    """The loss `config.name` with its hyperparameters from `config.<name>`; `cooccurrence` (C, C) is the
+    observed training co-occurrence matrix, which MFM's optional prior reads."""
     if config.name not in LOSSES:
         raise ValueError(f"loss.name: unknown loss {config.name!r}; choose one of {sorted(LOSSES)}")
     section = getattr(config, config.name, None)
@@ -40,6 +43,8 @@ def build_loss(config: LossConfig, *, class_counts: Tensor, num_samples: int) ->
         kwargs.pop(key)
     if config.name in ("mfm", "db_focal"):
         kwargs["class_counts"] = class_counts
+    if config.name == "mfm":
+        kwargs["cooccurrence"] = cooccurrence
     if config.name == "db_focal":
         kwargs["num_samples"] = num_samples
     return LOSSES[config.name](**kwargs)
@@ -56,8 +61,10 @@ __all__ = [
     "MFM",
     "SPLC",
     "asymmetric_focal_terms",
+    "bce_distillation",
     "build_loss",
     "distillation_weights",
     "head_tail_factor",
     "htb_distillation",
+    "teacher_weights",
 ]

@@ -48,12 +48,12 @@ class DBFocal(nn.Module):
         weight_bc = self.alpha + torch.sigmoid(self.beta * (ratio_bc - self.mu))
         return torch.where(repeat_b1 > 0, weight_bc, torch.full_like(weight_bc, self.alpha + 1.0))
 
-    def forward(self, logits_bc: Tensor, targets_bc: Tensor) -> Tensor:
-        weight_bc = self.rebalance_weight(targets_bc)
+    def forward(self, logits_bc: Tensor, targets_bc: Tensor, weight_bc: Tensor | None = None) -> Tensor:
+        rebalance_bc = self.rebalance_weight(targets_bc)
         shifted_bc = logits_bc + self.logit_bias
         is_pos = targets_bc > 0.5
         logits_reg = torch.where(is_pos, shifted_bc, self.neg_scale * shifted_bc)
-        weight_reg = torch.where(is_pos, weight_bc, weight_bc / self.neg_scale)
+        weight_reg = torch.where(is_pos, rebalance_bc, rebalance_bc / self.neg_scale)
         bce_bc = F.binary_cross_entropy_with_logits(logits_reg, targets_bc, reduction="none")
         pt_bc = torch.exp(-bce_bc)
-        return batch_mean(self.balance * (1 - pt_bc) ** self.gamma * weight_reg * bce_bc)
+        return batch_mean(self.balance * (1 - pt_bc) ** self.gamma * weight_reg * bce_bc, weight_bc)

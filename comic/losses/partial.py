@@ -20,12 +20,12 @@ class Hill(nn.Module):
         super().__init__()
         self.lamb, self.margin, self.gamma = lamb, margin, gamma
 
-    def forward(self, logits_bc: Tensor, targets_bc: Tensor) -> Tensor:
+    def forward(self, logits_bc: Tensor, targets_bc: Tensor, weight_bc: Tensor | None = None) -> Tensor:
         probs_margin = torch.sigmoid(logits_bc - self.margin)
         probs = torch.sigmoid(logits_bc)
         loss_pos = -((1 - probs_margin) ** self.gamma) * F.logsigmoid(logits_bc - self.margin)
         loss_neg = (self.lamb - probs) * probs**2
-        return batch_mean(targets_bc * loss_pos + (1 - targets_bc) * loss_neg)
+        return batch_mean(targets_bc * loss_pos + (1 - targets_bc) * loss_neg, weight_bc)
 
 
 class SPLC(nn.Module):
@@ -45,10 +45,12 @@ class SPLC(nn.Module):
             probs = torch.sigmoid(logits_bc - self.margin * targets_bc)
             return torch.where(probs > self.tau, torch.ones_like(targets_bc), targets_bc)
 
-    def forward(self, logits_bc: Tensor, targets_bc: Tensor, correct: bool = True) -> Tensor:
+    def forward(
+        self, logits_bc: Tensor, targets_bc: Tensor, weight_bc: Tensor | None = None, *, correct: bool = True
+    ) -> Tensor:
         shifted_bc = logits_bc - self.margin * targets_bc
         targets = self.corrected_targets(logits_bc, targets_bc) if correct else targets_bc
         probs = torch.sigmoid(shifted_bc)
         focal_bc = (1 - probs) * targets + probs * (1 - targets)
         bce_bc = -(targets * F.logsigmoid(shifted_bc) + (1 - targets) * F.logsigmoid(-shifted_bc))
-        return batch_mean(focal_bc**self.gamma * bce_bc)
+        return batch_mean(focal_bc**self.gamma * bce_bc, weight_bc)

@@ -7,7 +7,7 @@ from torch import nn
 from comic.config import BalanceConfig, ModelConfig
 from comic.models.backbones import BACKBONES, build_backbone
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
-from comic.models.htb import HTB_BRANCHES, HTBModel, HTBOutput, SingleHeadModel
+from comic.models.htb import HTB_BRANCHES, HTB_VIEWS, HTBModel, HTBOutput, SingleHeadModel
 
 # The branches of each model, by `model.name`: one label corrector and one loss per branch.
 BRANCHES = {"comic": HTB_BRANCHES, "single": ("single",)}
@@ -15,7 +15,15 @@ BRANCHES = {"comic": HTB_BRANCHES, "single": ("single",)}
 
 def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int) -> nn.Module:
     if model.name == "single":
-        return SingleHeadModel(model.backbone, num_classes, pretrained_path=model.pretrained_path, norm=model.norm)
+        return SingleHeadModel(
+            model.backbone,
+            num_classes,
+            pretrained_path=model.pretrained_path,
+            norm=model.norm,
+            classifier=model.classifier,
+            rho=balance.rho,
+            eta=balance.eta,
+        )
     if model.name == "comic":
         return HTBModel(
             model.backbone,
@@ -27,6 +35,8 @@ def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int)
             eta=balance.eta,
             momentum=balance.momentum,
             alpha=balance.alpha,
+            branch_logits=balance.branch_logits,
+            prediction="balanced" if balance.prediction == "auto" else balance.prediction,
         )
     raise ValueError(f"model.name: unknown model {model.name!r}; choose comic or single")
 
@@ -36,6 +46,7 @@ __all__ = [
     "BRANCHES",
     "AdditiveAttention",
     "CosineClassifier",
+    "HTB_VIEWS",
     "HTBModel",
     "HTBOutput",
     "MovingVector",

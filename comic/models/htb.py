@@ -16,23 +16,32 @@ HTB_BRANCHES = ("head", "balanced", "tail")
 
 @dataclass
 class HTBOutput:
-    """Logits (B, C) of each branch. `head` and `balanced` are on the instance-sampled images, `tail` on
-    the re-balanced images; `tail_on_instance` is the tail view of the instance images (no gradient),
-    the second teacher of the distillation. In evaluation every field is on the same images."""
+    """Logits (B, C) of each branch in training. `head*`, `balanced` are on the instance-sampled images,
+    `tail*` on the re-balanced images; `*_plain` are the plain cosine logits z, the others the
+    learning-effect logits ẑ (`balanced` is after fusion). `tail_on_instance` is ẑ_t of the instance images
+    (no gradient), the second teacher; `balanced_features` is f_b before fusion (for the diagnostics)."""
 
     head: Tensor
+    head_plain: Tensor
     balanced: Tensor
+    balanced_features: Tensor
     tail: Tensor
+    tail_plain: Tensor
     tail_on_instance: Tensor
+
+
+# What a branch can predict with, by name (`HTBModel.views`); `mean` averages the three sigmoids.
+HTB_VIEWS = ("balanced", "unfused", "head", "tail", "mean")
 
 
 class HTBModel(nn.Module):
     """Head, balanced and tail branches, each a backbone (or a shared trunk plus a per-branch neck) and a
-    cosine classifier. Head and tail logits are the learning-effect views of their features; the balanced
-    features are fused with the head and tail features (detached) by additive attention:
-    f_b <- f_b + Attn(f_b, [f_h, f_t]). Prediction is sigmoid of the balanced logits.
+    cosine classifier. Head and tail logits come plain (z) and as learning-effect views (ẑ) of their
+    features; the balanced features are fused with the head and tail features (detached) by additive
+    attention: f_b <- f_b + Attn(f_b, [f_h, f_t]). `branch_logits` says which of z, ẑ the head and tail
+    branches predict with (what their main loss trains); `prediction` is the view `predict` returns.
 
-    Training forward: `model(x_instance, x_rebalanced)`; evaluation: `model(x)` (or `predict(x)`).
+    Training forward: `model(x_instance, x_rebalanced)`; evaluation: `views(x)` or `predict(x)`.
     """
 
     def __init__(
@@ -47,9 +56,16 @@ class HTBModel(nn.Module):
         eta: float,
         momentum: float,
         alpha: float,
+        branch_logits: str,
+        prediction: str,
     ):
         super().__init__()
+        if branch_logits not in ("learning_effect", "plain"):
+            raise ValueError(f"balance.branch_logits: {branch_logits!r} is not learning_effect or plain")
+        if prediction not in HTB_VIEWS:
+            raise ValueError(f"balance.prediction: {prediction!r} is not one of {list(HTB_VIEWS)}")
         self.shared_backbone, self.alpha = shared_backbone, alpha
+        self.branch_logits, self.prediction = branch_logits, prediction
         if shared_backbone:
             self.trunk, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
             self.necks = nn.ModuleDict(
@@ -88,39 +104,74 @@ class HTBModel(nn.Module):
     def _tail_logits(self, features_bd: Tensor) -> Tensor:
         return self.classifiers["tail"].project(learning_effect(features_bd, self.moving["tail"].vector, self.alpha))
 
-    def forward(self, images_bchw: Tensor, rebalanced_bchw: Tensor | None = None) -> HTBOutput:
-        head, balanced, tail_instance, tail_rebalanced = self._features(images_bchw, rebalanced_bchw)
+    def _fused(self, balanced_bd: Tensor, head_bd: Tensor, tail_bd: Tensor) -> Tensor:
+        return balanced_bd + self.fusion(balanced_bd, torch.stack([head_bd.detach(), tail_bd.detach()], dim=1))
+
+    def forward(self, images_bchw: Tensor, rebalanced_bchw: Tensor) -> HTBOutput:
+        head, balanced, tail_instance, tail = self._features(images_bchw, rebalanced_bchw)
         if self.training:
-            tail = tail_instance if tail_rebalanced is None else tail_rebalanced
             views = (head, balanced, tail)  # one collective for the three moving vectors
             means = all_reduce_mean(torch.stack([view.detach().float().mean(dim=0) for view in views]))
             for branch, mean_d in zip(HTB_BRANCHES, means, strict=True):
                 self.moving[branch].update(mean_d)
-        keys_bkd = torch.stack([head.detach(), tail_instance.detach()], dim=1)
-        fused = balanced + self.fusion(balanced, keys_bkd)
-        tail_teacher = self._tail_logits(tail_instance)
         return HTBOutput(
             head=self._head_logits(head),
-            balanced=self.classifiers["balanced"](fused),
-            tail=tail_teacher if tail_rebalanced is None else self._tail_logits(tail_rebalanced),
-            tail_on_instance=tail_teacher.detach(),
+            head_plain=self.classifiers["head"](head),
+            balanced=self.classifiers["balanced"](self._fused(balanced, head, tail_instance)),
+            balanced_features=balanced,
+            tail=self._tail_logits(tail),
+            tail_plain=self.classifiers["tail"](tail),
+            tail_on_instance=self._tail_logits(tail_instance).detach(),
         )
 
+    def views(self, images_bchw: Tensor) -> dict[str, Tensor]:
+        """Logits (B, C) of every prediction rule of `HTB_VIEWS` on the same images (no state changes)."""
+        head, balanced, tail, _ = self._features(images_bchw, None)
+        learning_effect_logits = self.branch_logits == "learning_effect"
+        out = {
+            "balanced": self.classifiers["balanced"](self._fused(balanced, head, tail)),
+            "unfused": self.classifiers["balanced"](balanced),
+            "head": self._head_logits(head) if learning_effect_logits else self.classifiers["head"](head),
+            "tail": self._tail_logits(tail) if learning_effect_logits else self.classifiers["tail"](tail),
+        }
+        mean = torch.stack([torch.sigmoid(out[b].float()) for b in ("head", "balanced", "tail")]).mean(dim=0)
+        out["mean"] = torch.logit(mean, eps=1e-6)
+        return out
+
     def predict(self, images_bchw: Tensor) -> Tensor:
-        """Logits (B, C) used for prediction: the balanced branch after fusion."""
-        return self.forward(images_bchw).balanced
+        """Logits (B, C) of the prediction rule `self.prediction` (the paper: the fused balanced branch)."""
+        return self.views(images_bchw)[self.prediction]
 
 
 class SingleHeadModel(nn.Module):
-    """Backbone + linear classifier, the model of every baseline."""
+    """Backbone + classifier, the model of every baseline: a biased linear layer (`linear`), or the cosine
+    classifier of COMIC's branches (`cosine`), so that COMIC without HTB removes HTB alone."""
 
-    def __init__(self, backbone: str, num_classes: int, *, pretrained_path: str | None, norm: str):
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        *,
+        pretrained_path: str | None,
+        norm: str,
+        classifier: str,
+        rho: float,
+        eta: float,
+    ):
         super().__init__()
         self.backbone, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
-        self.classifier = nn.Linear(dim, num_classes)
+        if classifier == "linear":
+            self.classifier: nn.Module = nn.Linear(dim, num_classes)
+        elif classifier == "cosine":
+            self.classifier = CosineClassifier(dim, num_classes, rho=rho, eta=eta)
+        else:
+            raise ValueError(f"model.classifier: {classifier!r} is not linear or cosine")
 
     def forward(self, images_bchw: Tensor) -> Tensor:
         return self.classifier(self.backbone(images_bchw))
+
+    def views(self, images_bchw: Tensor) -> dict[str, Tensor]:
+        return {"single": self.forward(images_bchw)}
 
     def predict(self, images_bchw: Tensor) -> Tensor:
         return self.forward(images_bchw)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from comic.config import load_params
+from comic.config import load_params, set_dotted
 from comic.data.tiles import TILE_BANK_PATH, load_tile_bank
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +20,8 @@ TINY_DATA = {
     "min_class_count": 2,
     "num_test": 120,
     "min_test_positives": 4,
+    "num_val": 60,
+    "min_val_positives": 4,
 }
 
 
@@ -32,12 +34,9 @@ def write_params(directory: Path, **data_overrides) -> Path:
     """The repository's params.yaml with the tiny data sizes and `data_overrides`, written to `directory`."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"].update(TINY_DATA)
-    for key, value in data_overrides.items():
-        node = raw["data"]
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+    if data_overrides.get("source", "embedded") != "embedded":
+        data_overrides.setdefault("val_split", "carve")  # real datasets have no generator to draw from
+    set_dotted(raw, {f"data.{key}": value for key, value in data_overrides.items()})
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     load_params(path)  # fail here, not in a stage, if an override is invalid

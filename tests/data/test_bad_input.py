@@ -98,7 +98,8 @@ def test_a_class_left_without_a_positive_fails_naming_the_class(tmp_path, monkey
 
 def test_an_empty_split_fails_naming_the_split(tmp_path, monkeypatch):
     np.save(tmp_path / "train.npy", np.eye(4, dtype=np.int64))
-    params = write_params(tmp_path, val_fraction=0.1, **{"label_rows.train": str(tmp_path / "train.npy")})
+    rows = {"label_rows.train": str(tmp_path / "train.npy")}
+    params = write_params(tmp_path, val_split="carve", val_fraction=0.1, **rows)
     out = fails_cleanly(tmp_path, monkeypatch, params, r"split 'val' would be empty: 4 training images")
     assert (out / "raw").exists() and not (out / "split").exists()  # build_data ran; split_data wrote nothing
 

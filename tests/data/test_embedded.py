@@ -4,12 +4,14 @@ import pytest
 
 from comic.config import DataConfig
 from comic.data.embedded import build_embedded
+from comic.data.partial import hide_labels
 from comic.data.render import render_mosaic
 from comic.data.tiles import CLASS_NAMES, TilePool
+from comic.metrics import shot_groups
 
 from .conftest import TINY_DATA
 
-TINY = TINY_DATA | {"seed": 0, "grid": 3, "pareto_alpha": 6.0}
+TINY = TINY_DATA | {"seed": 0, "grid": 3, "pareto_alpha": 6.0, "test_rows": None}
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -25,7 +27,7 @@ def test_the_tile_bank_has_disjoint_train_and_test_pools_of_all_twenty_classes(b
 
 
 def test_the_generated_benchmark_is_long_tailed_and_its_test_split_covers_every_class(bank):
-    raw = build_embedded(bank=bank, **TINY)
+    raw = build_embedded(bank=bank, **TINY, train_rows=None)
     train_counts = raw.train.labels_full.sum(axis=0)
     assert train_counts.min() >= 1 and train_counts.max() >= 5 * train_counts.min()
     assert raw.test.labels_full.sum(axis=0).min() >= TINY["min_test_positives"]
@@ -61,15 +63,23 @@ def test_a_mosaic_is_mostly_dark_except_where_tiles_and_clutter_are():
     assert np.median(image) < 20
 
 
-def test_the_default_benchmark_has_the_promised_label_statistics(bank):
+def test_the_default_benchmark_v2_keeps_the_protocol_it_promises(bank):
+    """Training >= 2,000 long-tailed images whose few-shot classes keep < 20 observed positives; a natural
+    validation set of >= 600 images with >= 10 observed positives per class; test >= 1,200 images."""
+    data = DataConfig()
     keys = ("seed", "image_size", "grid", "pool_size", "max_class_count", "min_class_count", "pareto_alpha")
-    keys += ("num_test", "min_test_positives")
-    raw = build_embedded(bank=bank, **{key: getattr(DataConfig(), key) for key in keys})
-    train_c = raw.train.labels_full.sum(axis=0)
-    assert 200 <= train_c.max() <= 1000 and train_c.min() < 10  # a few hundred down to under ten
-    assert 500 <= len(raw.train) <= 4000 and 1200 <= len(raw.test) <= 1500
-    for split in (raw.train, raw.test):
+    keys += ("num_test", "min_test_positives", "num_val", "min_val_positives")
+    raw = build_embedded(bank=bank, **{key: getattr(data, key) for key in keys}, train_rows=None, test_rows=None)
+    train = hide_labels(raw.train, data.missing_rate, data.seed)
+    val = hide_labels(raw.val, data.missing_rate, data.seed)
+    observed = train.labels_observed.sum(axis=0)
+    assert len(train) >= 2000 and observed.max() >= 50 * observed.min()  # a long tail
+    groups = shot_groups(observed, 100, 20)
+    assert {"many", "medium", "few"} <= set(groups) and (groups == "few").sum() >= 5
+    assert len(val) >= 600 and val.labels_observed.sum(axis=0).min() >= 10
+    assert len(raw.test) >= 1200 and raw.test.labels_full.sum(axis=0).min() >= data.min_test_positives
+    assert not set(raw.val.ids) & set(raw.train.ids) and not set(raw.val.ids) & set(raw.test.ids)
+    for split in (raw.train, raw.val, raw.test):
         per_image = split.labels_full.sum(axis=1)
         assert per_image.min() >= 1 and per_image.max() <= 6 and 1.6 < per_image.mean() < 2.4
-    assert raw.test.labels_full.sum(axis=0).min() >= 30
     assert decode(raw.test.images[0]).shape == (64, 64)

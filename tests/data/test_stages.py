@@ -2,7 +2,6 @@
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,9 @@ import pytest
 import yaml
 
 from comic.data.store import read_split
+from infra.scratch_repo import commit, copy_repo
 
-from .conftest import REPO, run_data_stages, write_params
+from .conftest import run_data_stages, write_params
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -54,20 +54,11 @@ def dvc(repo: Path, *args: str) -> str:
 def scratch_repo(root: Path, **params_updates: dict) -> Path:
     """A committed git + DVC repo in `root/repo` with the project's code, dvc.yaml and tiny params;
     `params_updates` maps a params section to the keys to change in it."""
-    repo = root / "repo"
-    for path in ("comic", "pipelines"):
-        shutil.copytree(REPO / path, repo / path, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
-    params_path = write_params(repo)
-    params = yaml.safe_load(params_path.read_text())
+    params = yaml.safe_load(write_params(root).read_text())
     for section, updates in params_updates.items():
         params[section].update(updates)
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    dvc(repo, "init", "-q")
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "scratch"], cwd=repo, check=True)
+    repo = copy_repo(root / "repo", params)
+    commit(repo, "scratch")
     return repo
 
 
@@ -82,3 +73,10 @@ def test_dvc_repro_twice_is_a_no_op_and_exp_run_overrides_the_missing_rate(tmp_p
     changed = dvc(repo, "exp", "run", "-S", "data.missing_rate=0.5", "drop_labels")
     assert "Running stage 'drop_labels'" in changed and "Running stage 'build_data'" not in changed
     assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["missing_rate"] == 0.5
+
+
+def test_a_natural_validation_split_is_held_out_apart_from_the_pool_and_hidden_like_training(plt_dir):
+    raw, val = read_split(plt_dir.parent / "raw", "train"), read_split(plt_dir, "val")
+    assert read_split(plt_dir, "train").ids == raw.ids  # nothing carved out of the long-tailed pool
+    assert all(i.startswith("val-") for i in val.ids) and not set(val.ids) & set(raw.ids)
+    assert val.labels_observed.sum() < val.labels_full.sum()  # labels hidden as in training

@@ -32,7 +32,7 @@ def model_file(tiny_data, tmp_path_factory):  # noqa: F811
     torch.manual_seed(0)
     model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model_file(path, model.state_dict(), params, classes, [0.5] * len(classes["names"]))
+    save_model_file(path, model.state_dict(), params, classes, [0.5] * len(classes["names"]), prediction="single")
     return path
 
 

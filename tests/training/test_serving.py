@@ -25,7 +25,8 @@ def model_file(tmp_path):
     params = override(Params(), {"data.image_size": 32})
     model = build_model(params.model, params.balance, num_classes=3)
     path = tmp_path / "model.pt"
-    save_model_file(path, model.state_dict(), params, {"names": NAMES, "train_counts": [50, 9, 3]}, [0.5, 0.4, 0.3])
+    classes = {"names": NAMES, "train_counts": [50, 9, 3]}
+    save_model_file(path, model.state_dict(), params, classes, [0.5, 0.4, 0.3], prediction="balanced")
     return path
 
 

@@ -71,3 +71,20 @@ def test_a_batch_size_that_does_not_split_across_workers_is_a_clear_error():
 
         with unittest.mock.patch("comic.distributed.world_size", return_value=3):
             per_worker_batch(32)
+
+
+def test_the_model_file_carries_the_prediction_rule_chosen_on_validation(tiny_data, tmp_path):
+    from comic.export import load_model_file
+    from comic.training import finish_training
+
+    params = override(Params(), {**TINY, "train.epochs": 2, "balance.prediction": "auto"})
+    reporter = LocalReporter(tmp_path / "run")
+    train(params, tiny_data, reporter)
+    progress = finish_training(
+        params, tiny_data, tmp_path / "run" / "checkpoint", tmp_path / "model.pt", tmp_path / "history.csv"
+    )
+    model, bundle = load_model_file(tmp_path / "model.pt")
+    assert progress["best_view"] in ("balanced", "unfused", "mean")
+    assert bundle["prediction"] == model.prediction == progress["best_view"]
+    views = {k for k in reporter.history[-1] if k.startswith("val/view/")}
+    assert {f"val/view/{v}/mAP" for v in ("balanced", "unfused", "head", "tail", "mean")} == views
