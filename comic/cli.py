@@ -6,8 +6,8 @@ comic predict --model models:/comic@champion --input <image folder | split.parqu
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -25,13 +25,13 @@ def _tracking_uri(explicit: str | None, params_path: str) -> str:
 def predict(args: argparse.Namespace) -> None:
     from comic.predict import load_predictor, predict_to_jsonl
 
-    predictor = load_predictor(args.model, _tracking_uri(args.tracking_uri, args.params))
-    rows = predict_to_jsonl(predictor, args.input, args.output, batch_size=args.batch_size)
+    with tempfile.TemporaryDirectory(prefix="comic-predict-") as scratch:
+        predictor = load_predictor(args.model, _tracking_uri(args.tracking_uri, args.params), scratch)
+        rows = predict_to_jsonl(predictor, args.input, args.output, batch_size=args.batch_size)
     print(f"wrote {rows} predictions to {args.output}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = argparse.ArgumentParser(prog="comic", description="COMIC multi-label classification tools")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser(
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         description="Run a registered model (or a model file) over an image folder or a Parquet split; "
         'writes JSON Lines {"id", "probabilities": {class: p}, "labels": [classes >= their threshold]}.',
     )
-    p.add_argument("--model", required=True, help="models:/comic@champion, models:/comic/3, or a model file path")
+    p.add_argument(
+        "--model", required=True, help="models:/comic@champion, models:/comic/3 (checked by hash), or a model file"
+    )
     p.add_argument("--input", required=True, help="image folder (png/jpg, searched recursively) or a .parquet split")
     p.add_argument("--output", required=True, help="output JSON Lines file (written atomically)")
     p.add_argument(

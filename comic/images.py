@@ -7,6 +7,7 @@ The header is read first (Pillow reads only the first bytes), so an image that d
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 
@@ -22,6 +23,10 @@ def image_size(data: bytes, where: str) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
+    except Image.DecompressionBombError as err:  # Pillow's own limit (179 MP) stops it reading the header
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels.group(1)) / 1e6:.1f} MP" if pixels else "more than 179 MP"
+        raise ValueError(f"{where}: image of {size} exceeds the limit of {MAX_PIXELS / 1e6:.0f} MP") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise ValueError(f"{where}: image does not decode (not a PNG, JPEG or other image file: {err})") from None
 

@@ -1,4 +1,4 @@
-"""Batch inference for `comic predict`: a model from the registry (or a model file) over a folder of
+"""Batch inference for `comic predict`: a registered model version (or a model file) over a folder of
 images or a Parquet split, written as JSON Lines: {"id", "probabilities": {class: p}, "labels": [...]}.
 
 Labels are the classes whose probability reaches the model's per-class threshold (chosen on validation
@@ -13,38 +13,43 @@ from collections.abc import Iterator
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-REGISTRY_PREFIXES = ("models:/", "runs:/")  # resolved through the tracking server
-URI_PREFIXES = (*REGISTRY_PREFIXES, "mlflow-artifacts:/", "file:", "s3:", "gs:")
 
 
-def load_predictor(model: str, tracking_uri: str):
-    """A loaded `comic.serving.ComicModel`: `model` is a comic model file, an MLflow model URI
-    (models:/comic@champion, runs:/..., file:...) or a downloaded pyfunc folder."""
+def load_predictor(model: str, tracking_uri: str, scratch: str | Path):
+    """A loaded `comic.serving.ComicModel` from a comic model file or a registered version
+    (`models:/comic@champion`, `models:/comic/3`). A registered version is loaded through its comic model
+    file alone, after its sha256 is checked against the version's tag: no code logged to the registry is
+    run. `scratch` receives the downloaded file."""
     from comic.serving import ComicModel
 
     if Path(model).is_file():
         return ComicModel().load(model)
-    if not (Path(model).is_dir() or model.startswith(URI_PREFIXES)):
-        raise FileNotFoundError(f"{model}: no such model file, and not an MLflow model URI (models:/comic@champion)")
-    import mlflow
-
-    from comic.registry import check_reachable, http_limits
-    from comic.tracking import mlflow_uri
+    if not model.startswith("models:/"):
+        raise FileNotFoundError(
+            f"{model}: no such model file, and not a registered model version (models:/comic@champion, models:/comic/3)"
+        )
+    from comic.registry import (
+        check_reachable,
+        download_verified_model_file,
+        http_limits,
+        registry_client,
+        resolve_version,
+    )
 
     store = tracking_uri.removeprefix("sqlite:///")
-    if model.startswith(REGISTRY_PREFIXES) and tracking_uri.startswith("sqlite:///") and not Path(store).is_file():
+    if tracking_uri.startswith("sqlite:///") and not Path(store).is_file():
         raise FileNotFoundError(
             f"no MLflow tracking store at {tracking_uri}; pass --tracking-uri or set MLFLOW_TRACKING_URI"
         )
-    with mlflow_uri(tracking_uri), http_limits(timeout=30):
+    with http_limits(timeout=30):
         check_reachable(tracking_uri, timeout=30)
-        try:
-            python_model = mlflow.pyfunc.load_model(model).unwrap_python_model()
-        except mlflow.exceptions.MlflowException as err:
-            raise ValueError(f"{model}: cannot load it from {tracking_uri} ({err})") from err
-    if not hasattr(python_model, "bundle"):
-        raise ValueError(f"{model}: not a comic model (its pyfunc is {type(python_model).__name__})")
-    return python_model
+        client = registry_client(tracking_uri)
+        name, version = resolve_version(client, model)
+        path = download_verified_model_file(client, tracking_uri, name, version, str(scratch))
+    try:
+        return ComicModel().load(path)
+    except ValueError as err:
+        raise ValueError(f"{model}: version {version} of {name} is not a comic model ({err})") from err
 
 
 def iter_images(source: str | Path, batch_size: int) -> tuple[int, Iterator[tuple[list[str], list[bytes]]]]:

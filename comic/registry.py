@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -33,8 +34,9 @@ GROUPS = ("many", "medium", "few")
 SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precision@0.5")
 # Tags every registered version carries (plus one `test/<metric>` tag per evaluated metric).
 VERSION_TAGS = ("run_id", "model_sha256", "git_commit", "dvc_data_version", "eval_dvc_data_version", "gate")
-# Tag `gate`: pending while the version is being gated, then the outcome (failed: the gate raised).
-PENDING, PROMOTED, REJECTED, FAILED = "pending", "promoted", "rejected", "failed"
+# Tag `gate`: pending while the version is being gated, then the outcome (failed: the gate raised;
+# abandoned: its registration died while pending); `gate_reason` says why for rejected and abandoned.
+PENDING, PROMOTED, REJECTED, FAILED, ABANDONED = "pending", "promoted", "rejected", "failed", "abandoned"
 STALE_PENDING_S = 600  # a version pending longer than this belongs to a registration that was killed
 ALIAS_ATTEMPTS = 5  # re-reads of a champion that moved while we decided
 
@@ -168,7 +170,7 @@ def _metric_tags(summary: dict) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------- registering
-def _client(uri: str):
+def registry_client(uri: str):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -211,7 +213,8 @@ def _find_or_create_version(client, name: str, record: RunRecord, model: tuple[s
 
 
 def _download_model_file(client, uri: str, name: str, version: str | int, dst: str) -> Path:
-    """The comic model file inside a registered pyfunc version (only it and MLmodel are downloaded)."""
+    """The comic model file inside a registered pyfunc version (only it and MLmodel, read as plain YAML,
+    are downloaded; no logged code is loaded or run)."""
     import mlflow
     import yaml
 
@@ -224,6 +227,37 @@ def _download_model_file(client, uri: str, name: str, version: str | int, dst: s
     if artifact is None:
         raise RegistryError(f"version {version} of {name} is not a comic pyfunc (no `{MODEL_ARTIFACT}` artifact)")
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{artifact}", dst_path=dst, tracking_uri=uri))
+
+
+def download_verified_model_file(client, uri: str, name: str, version: str | int, dst: str) -> Path:
+    """`_download_model_file`, refused (RegistryError) unless the file's sha256 equals the version's
+    `model_sha256` tag, the hash of the file its registration scored."""
+    expected = client.get_model_version(name, str(version)).tags.get("model_sha256")
+    if not expected:
+        raise RegistryError(f"version {version} of {name} has no model_sha256 tag; it was not registered by comic")
+    path = _download_model_file(client, uri, name, version, dst)
+    actual = file_sha256(path)
+    if actual != expected:
+        raise RegistryError(
+            f"version {version} of {name}: its model file has sha256 {actual[:12]}..., not the {expected[:12]}... "
+            "that was scored when it was registered; refusing to use it (someone changed the registry's artifacts)"
+        )
+    return path
+
+
+def resolve_version(client, model_uri: str) -> tuple[str, str]:
+    """(name, version) of `models:/<name>@<alias>` or `models:/<name>/<version>`."""
+    from mlflow.exceptions import MlflowException
+
+    rest = model_uri.removeprefix("models:/")
+    try:
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        name, version = rest.rsplit("/", 1)
+        return name, str(client.get_model_version(name, version).version)
+    except (MlflowException, ValueError) as err:
+        raise RegistryError(f"{model_uri}: no such registered model version ({err})") from err
 
 
 def _aliases(client, name: str) -> dict[str, str]:
@@ -251,7 +285,7 @@ def register(
                 f"{model_path} differs from the model the train stage logged to run {record.run_id} "
                 "(sha256 mismatch); rerun the train stage (`dvc repro train`)"
             )
-        client = _client(uri)
+        client = registry_client(uri)
         run = _get_run(client, record, uri)
         model = _logged_model(client, record, uri)
         challenger = evaluate_model_file(model_path, data_dir, metrics)  # before anything is written
@@ -262,6 +296,7 @@ def register(
             "dvc_data_version": run.data.tags.get("dvc_data_version", "unknown"),  # what it was trained on
             "eval_dvc_data_version": eval_data_version,  # the test split of this evaluation
             "gate": PENDING,
+            "gate_owner": f"{socket.gethostname()}:{os.getpid()}",  # who is gating it (see _stale)
             **_metric_tags(challenger),
         }
         _ensure_registered_model(client, name)
@@ -270,10 +305,12 @@ def register(
         try:
             _wait_for_earlier_gates(client, name, int(mine))
             with tempfile.TemporaryDirectory(prefix="comic-registry-") as scratch:
+                _check_registered_file(client, uri, name, mine, sha, scratch)
                 outcome = _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratch)
         except BaseException:
             with contextlib.suppress(Exception):  # best effort: later registrations need not wait for us
-                client.set_model_version_tag(name, mine, "gate", FAILED)
+                if client.get_model_version(name, mine).tags.get("gate") == PENDING:
+                    client.set_model_version_tag(name, mine, "gate", FAILED)
             raise
         tags["gate"] = PROMOTED if outcome["promoted"] or outcome["already_champion"] else REJECTED
         client.set_model_version_tag(name, mine, "gate", tags["gate"])
@@ -306,19 +343,68 @@ def _get_run(client, record: RunRecord, uri: str):
         ) from err
 
 
-def _wait_for_earlier_gates(client, name: str, mine: int, poll_s: float = 0.5) -> None:
+def _check_registered_file(client, uri: str, name: str, version: str, scored_sha: str, scratch: str) -> None:
+    """The version must hold the very file that was scored; else it is rejected and nothing else moves."""
+    path = _download_model_file(client, uri, name, version, str(Path(scratch) / f"registered-{version}"))
+    actual = file_sha256(path)
+    if actual != scored_sha:
+        reason = (
+            f"the registered artifact has sha256 {actual[:12]}..., the scored model file {scored_sha[:12]}...: "
+            "the run record names another logged model than the file; rerun the train stage"
+        )
+        client.set_model_version_tag(name, version, "gate", REJECTED)
+        client.set_model_version_tag(name, version, "gate_reason", reason)
+        raise RegistryError(f"version {version} of {name} rejected: {reason}")
+
+
+def _stale(version, now_s: float) -> str | None:
+    """Why a pending version can no longer finish its gate (None if it may): its registering process is
+    gone from this host, or it has been pending longer than STALE_PENDING_S."""
+    host, _, pid = str(version.tags.get("gate_owner", "")).partition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return f"its registering process {pid} on {host} is gone"
+    age = now_s - version.creation_timestamp / 1000
+    if age > STALE_PENDING_S:
+        return f"it has been pending for {age:.0f} s (> {STALE_PENDING_S} s)"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def _wait_for_earlier_gates(client, name: str, mine: int, poll_s: float = 0.5, say_every_s: float = 10) -> None:
     """Gates run in version order: MLflow numbers versions atomically, so a registration waits while a
-    lower version is still pending (unless it is older than STALE_PENDING_S: its registration was killed).
-    Two racing registrations therefore compare in turn instead of both against the same old champion."""
+    lower version is still pending. A pending version whose registration died is marked `abandoned` with
+    the reason and never blocks. Two racing registrations therefore compare in turn instead of both
+    against the same old champion. Says what it waits for, and for how long."""
+    started, said = time.monotonic(), -say_every_s
     while True:
-        now_ms = time.time() * 1000
-        pending = [
-            v.version
-            for v in client.search_model_versions(f"name='{name}' and tags.gate = '{PENDING}'")
-            if int(v.version) < mine and now_ms - v.creation_timestamp < STALE_PENDING_S * 1000
-        ]
+        pending = []
+        for version in client.search_model_versions(f"name='{name}' and tags.gate = '{PENDING}'"):
+            if int(version.version) >= mine:
+                continue
+            reason = _stale(version, time.time())
+            if reason is None:
+                pending.append(version)
+            else:
+                client.set_model_version_tag(name, version.version, "gate", ABANDONED)
+                client.set_model_version_tag(name, version.version, "gate_reason", f"abandoned: {reason}")
         if not pending:
             return
+        waited = time.monotonic() - started
+        if waited - said >= say_every_s:
+            owners = ", ".join(f"{v.version} ({v.tags.get('gate_owner', '?')})" for v in pending)
+            print(f"register: version {mine} waits for the gate of version {owners}; {waited:.0f} s so far", flush=True)
+            said = waited
         time.sleep(poll_s)
 
 
@@ -332,10 +418,10 @@ def _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratc
         if current == mine:
             return _outcome(False, True, None, None, ["this version is already the champion"])
         if current is not None and current not in champion_metrics:
-            path = _download_model_file(client, uri, name, current, os.path.join(scratch, current))
             try:
+                path = download_verified_model_file(client, uri, name, current, os.path.join(scratch, current))
                 champion_metrics[current] = evaluate_model_file(path, data_dir, metrics)
-            except ValueError as err:
+            except (ValueError, RegistryError) as err:
                 reason = f"champion version {current} cannot be evaluated on this test split ({err})"
                 client.set_registered_model_alias(name, CHALLENGER, mine)
                 return _outcome(False, False, current, None, [reason, "move the champion alias by hand"])

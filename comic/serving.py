@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -19,10 +20,14 @@ from comic.images import decode_image
 from comic.tracking import mlflow_uri
 
 MODEL_ARTIFACT = "model"
+MAX_ROWS = 256  # images per scoring request
+log = logging.getLogger(__name__)
 
 
 def _row_bytes(value, row: int) -> bytes:
     """Encoded image bytes of a request row: bytes as given, or base64 text decoded."""
+    if not isinstance(value, str | bytes | bytearray):
+        raise ValueError(f"row {row}: `image` must be base64 text (or bytes), not {type(value).__name__}")
     if isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)
@@ -68,11 +73,21 @@ class ComicModel(mlflow.pyfunc.PythonModel):
         ]
 
     def predict(self, context, model_input, params=None):
+        """A bad request (a missing column, too many rows, a row that is not an image or is too large)
+        answers HTTP 400 with one line naming the row; the details are logged here, not sent."""
         import pandas as pd
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
-        if "image" not in model_input:
-            raise ValueError("input needs a column `image` with encoded image bytes or base64 text")
-        images = [decode_image(_row_bytes(v, row), f"row {row}") for row, v in enumerate(model_input["image"])]
+        try:
+            if "image" not in model_input:
+                raise ValueError("input needs a column `image` with encoded image bytes or base64 text")
+            if len(model_input) > MAX_ROWS:
+                raise ValueError(f"a request has at most {MAX_ROWS} rows, this one {len(model_input)}; split it")
+            images = [decode_image(_row_bytes(v, row), f"row {row}") for row, v in enumerate(model_input["image"])]
+        except ValueError as err:
+            log.warning("refused a scoring request: %s", err)
+            raise MlflowException(str(err), error_code=BAD_REQUEST) from None
         scores = self.probabilities(images)
         out = pd.DataFrame(scores, columns=self.class_names)
         out["labels"] = self.labels(scores)

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from comic.export import load_model_file
+from comic.serving import MAX_ROWS
 from tests.registry.conftest import free_port, log_trained_run, register_run, stop, wait_for_http
+from tests.test_images import png_header
 
 
 @pytest.mark.timeout(300)
@@ -40,8 +42,17 @@ def test_a_scoring_request_to_the_served_champion_returns_a_probability_for_ever
         for row in predictions:
             assert set(names) <= set(row) and all(0.0 <= row[n] <= 1.0 for n in names)
             assert set(row["labels"]) <= set(names)
-        bad = {"dataframe_split": {"columns": ["image"], "data": [["%%% not base64"]]}}
-        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=bad, timeout=60)
-        assert response.status_code == 400 and "not base64" in response.text
+        huge = base64.b64encode(png_header(20000, 20000)).decode()
+        for rows, message in [
+            ([images[0], "%%% not base64"], "row 1: `image` is text but not base64"),
+            ([images[0], 10**15], "row 1: `image` must be base64 text"),
+            ([huge], "row 0: image of 400.0 MP exceeds the limit"),
+            ([images[0]] * (MAX_ROWS + 1), f"at most {MAX_ROWS} rows"),
+        ]:
+            bad = {"dataframe_split": {"columns": ["image"], "data": [[row] for row in rows]}}
+            response = requests.post(f"http://127.0.0.1:{port}/invocations", json=bad, timeout=60)
+            assert response.status_code == 400 and message in response.json()["message"], response.text
+            assert "stack_trace" not in response.json() and "Traceback" not in response.text
+        assert "refused a scoring request" in log.read_text()  # the details stay in the server's log
     finally:
         stop(process)

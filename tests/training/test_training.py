@@ -88,3 +88,17 @@ def test_the_model_file_carries_the_prediction_rule_chosen_on_validation(tiny_da
     assert bundle["prediction"] == model.prediction == progress["best_view"]
     views = {k for k in reporter.history[-1] if k.startswith("val/view/")}
     assert {f"val/view/{v}/mAP" for v in ("balanced", "unfused", "head", "tail", "mean")} == views
+
+
+def test_resuming_from_a_planted_checkpoint_stops_the_run_before_it_runs(tiny_data, tmp_path):
+    from comic import checkpoint
+    from tests.test_checkpoint import plant
+
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    checkpoint.save(folder, {key: {} for key in checkpoint.STATE_KEYS}, {})
+    plant(folder / checkpoint.STATE_FILE, tmp_path / "ran")
+    params = override(Params(), {"data.image_size": 36, "train.epochs": 1, "train.batch_size": 16})
+    with pytest.raises(checkpoint.CheckpointError, match="refused"):
+        train(params, tiny_data, LocalReporter(tmp_path))
+    assert not (tmp_path / "ran").exists()
