@@ -8,6 +8,7 @@ key path (for example `loss.mfm.gamma_neg_pn`), so a typo in `dvc exp run -S ...
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -31,12 +32,27 @@ def section(cls: type) -> Any:
     return field(default_factory=cls, metadata={"help": cls.__doc__ or ""})
 
 
-_positive = (lambda v: v > 0, "> 0")
-_non_negative = (lambda v: v >= 0, ">= 0")
-_unit = (lambda v: 0 <= v <= 1, "in [0, 1]")
-_open_unit = (lambda v: 0 < v < 1, "in (0, 1)")
-_grid_range = (lambda v: 1 <= v <= 8, "in [1, 8]")
-_map_points = (lambda v: 0 <= v <= 100, "in [0, 100] (mAP points)")
+def _between(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> tuple:
+    """A range check and its wording: `_between(0, 1, open_high=True)` is [0, 1)."""
+
+    def check(v) -> bool:
+        return (low < v if open_low else low <= v) and (v < high if open_high else v <= high)
+
+    return check, f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+# Every numeric key has a range (values are also finite, `_convert`): a typo such as 100000 for 64 or a
+# stray `.inf` fails at load time instead of hours later.
+_positive = _between(0, 1e9, open_low=True)
+_non_negative = _between(0, 1e9)
+_count = _between(1, 10**7)
+_exponent = _between(0, 20)
+_weight = _between(0, 100)
+_unit = _between(0, 1)
+_open_unit = _between(0, 1, open_low=True, open_high=True)
+_grid_range = _between(1, 8)
+_map_points = _between(0, 100)
+_positive_weight = _between(0, 100, open_low=True)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -80,27 +96,33 @@ class DataConfig:
     )
     real: RealDataConfig = section(RealDataConfig)
     label_rows: LabelRowsConfig = section(LabelRowsConfig)
-    image_size: int = param(64, "side of the square images (embedded mosaics, transforms), px", *_positive)
+    image_size: int = param(64, "side of the square images (embedded mosaics, transforms), px", *_between(8, 1024))
     grid: int = param(3, "embedded: mosaic cells per side; <= grid^2 labels an image", *_grid_range)
-    pool_size: int = param(24000, "embedded: label rows generated before long-tail subsampling", *_positive)
+    pool_size: int = param(24000, "embedded: label rows generated before long-tail subsampling", *_count)
     max_class_count: int = param(
-        2000, "embedded: Pareto target of the top class (Wu et al.'s max; actual count is lower)", *_positive
+        2000, "embedded: Pareto target of the top class (Wu et al.'s max; actual count is lower)", *_count
     )
-    min_class_count: int = param(4, "embedded: Pareto floor of class targets (Wu et al.'s min)", *_positive)
-    pareto_alpha: float = param(6.0, "embedded: Pareto shape of the class targets (Wu et al.: 6)", *_positive)
-    num_test: int = param(1200, "embedded: natural-distribution test images, before the top-up", *_positive)
-    min_test_positives: int = param(30, "embedded: test positives each class is topped up to", *_positive)
+    min_class_count: int = param(4, "embedded: Pareto floor of class targets (Wu et al.'s min)", *_count)
+    pareto_alpha: float = param(
+        6.0, "embedded: Pareto shape of the class targets (Wu et al.: 6)", *_between(0, 50, open_low=True)
+    )
+    num_test: int = param(1200, "embedded: natural-distribution test images, before the top-up", *_count)
+    min_test_positives: int = param(30, "embedded: test positives each class is topped up to", *_count)
     val_split: Literal["natural", "carve"] = param(
         "natural",
         "validation: `natural`, a held-out set drawn like test (embedded only), labels hidden as in training; "
         "`carve`, a stratified share of the long-tailed training pool (data.val_fraction)",
     )
-    num_val: int = param(600, "embedded, val_split natural: validation images before the top-up", *_positive)
+    num_val: int = param(600, "embedded, val_split natural: validation images before the top-up", *_count)
     min_val_positives: int = param(
-        20, "embedded, val_split natural: positives each class is topped up to (before hiding)", *_positive
+        20, "embedded, val_split natural: positives each class is topped up to (before hiding)", *_count
     )
     val_fraction: float = param(0.15, "val_split carve: fraction of the training pool carved out", *_open_unit)
-    missing_rate: float = param(0.4, "fraction of each class's positives hidden in train and val", *_unit)
+    missing_rate: float = param(
+        0.4,
+        "fraction of each class's positives hidden in train and val (1 would hide them all)",
+        *_between(0, 1, open_high=True),
+    )
 
     def __post_init__(self) -> None:
         if self.min_class_count > self.max_class_count:
@@ -140,15 +162,15 @@ class ModelConfig:
 class FocalConfig:
     """Focal loss (Lin et al. 2017)."""
 
-    gamma: float = param(2.0, "focusing exponent", *_non_negative)
+    gamma: float = param(2.0, "focusing exponent", *_exponent)
 
 
 @dataclass(frozen=True)
 class AslConfig:
     """Asymmetric loss (Ridnik et al. 2021)."""
 
-    gamma_pos: float = param(0.0, "focusing exponent on positives", *_non_negative)
-    gamma_neg: float = param(4.0, "focusing exponent on negatives", *_non_negative)
+    gamma_pos: float = param(0.0, "focusing exponent on positives", *_exponent)
+    gamma_neg: float = param(4.0, "focusing exponent on negatives", *_exponent)
     clip: float = param(0.05, "probability shift on negatives", *_unit)
 
 
@@ -156,22 +178,22 @@ class AslConfig:
 class DbFocalConfig:
     """Distribution-balanced focal loss (Wu et al. 2020)."""
 
-    alpha: float = param(0.1, "re-balanced weight floor", *_non_negative)
-    beta: float = param(10.0, "re-balanced weight sharpness", *_non_negative)
-    mu: float = param(0.2, "re-balanced weight centre", *_non_negative)
-    init_bias: float = param(0.05, "negative-tolerant regularisation: class-prior bias scale", *_non_negative)
-    neg_scale: float = param(2.0, "negative-tolerant regularisation lambda (5 on VOC-like data)", *_positive)
-    gamma: float = param(2.0, "focusing exponent", *_non_negative)
-    balance: float = param(2.0, "overall loss scale of the focal term", *_positive)
+    alpha: float = param(0.1, "re-balanced weight floor", *_weight)
+    beta: float = param(10.0, "re-balanced weight sharpness", *_weight)
+    mu: float = param(0.2, "re-balanced weight centre", *_weight)
+    init_bias: float = param(0.05, "negative-tolerant regularisation: class-prior bias scale", *_weight)
+    neg_scale: float = param(2.0, "negative-tolerant regularisation lambda (5 on VOC-like data)", *_positive_weight)
+    gamma: float = param(2.0, "focusing exponent", *_exponent)
+    balance: float = param(2.0, "overall loss scale of the focal term", *_positive_weight)
 
 
 @dataclass(frozen=True)
 class HillConfig:
     """Hill loss (Zhang et al. 2021)."""
 
-    lamb: float = param(1.5, "Hill curve parameter lambda", *_positive)
-    margin: float = param(1.0, "logit margin on positives", *_non_negative)
-    gamma: float = param(2.0, "focusing exponent on positives", *_non_negative)
+    lamb: float = param(1.5, "Hill curve parameter lambda", *_positive_weight)
+    margin: float = param(1.0, "logit margin on positives", *_weight)
+    gamma: float = param(2.0, "focusing exponent on positives", *_exponent)
 
 
 @dataclass(frozen=True)
@@ -179,8 +201,8 @@ class SplcConfig:
     """Self-paced loss correction (Zhang et al. 2021)."""
 
     tau: float = param(0.6, "probability above which an unannotated label becomes positive", *_open_unit)
-    margin: float = param(1.0, "logit margin on positives", *_non_negative)
-    gamma: float = param(2.0, "focusing exponent", *_non_negative)
+    margin: float = param(1.0, "logit margin on positives", *_weight)
+    gamma: float = param(2.0, "focusing exponent", *_exponent)
     start_epoch: int = param(1, "first epoch that corrects labels", *_non_negative)
 
 
@@ -188,24 +210,25 @@ class SplcConfig:
 class MfmConfig:
     """Multi-focal modifier loss (docs/method.md, Modification)."""
 
-    gamma_pos_pn: float = param(0.0, "positive-negative exponent on positives (gamma+_pn)", *_non_negative)
-    w_pos: float = param(0.0, "weight of the head-tail factor in gamma+ (w+)", *_non_negative)
-    gamma_neg_pn: float = param(3.0, "positive-negative exponent on negatives (gamma-_pn)", *_non_negative)
-    w_neg: float = param(1.0, "weight of the head-tail factor in gamma- (w-)", *_non_negative)
-    ht_exponent: float = param(1 / 3, "exponent of the head-tail factor (1 - ln(n_c / n_max))^e", *_positive)
+    gamma_pos_pn: float = param(0.0, "positive-negative exponent on positives (gamma+_pn)", *_exponent)
+    w_pos: float = param(0.0, "weight of the head-tail factor in gamma+ (w+)", *_exponent)
+    gamma_neg_pn: float = param(3.0, "positive-negative exponent on negatives (gamma-_pn)", *_exponent)
+    w_neg: float = param(1.0, "weight of the head-tail factor in gamma- (w-)", *_exponent)
+    ht_exponent: float = param(
+        1 / 3, "exponent of the head-tail factor (1 - ln(n_c / n_max))^e", *_between(0, 20, open_low=True)
+    )
     clip: float = param(0.05, "probability shift on negatives", *_unit)
     class_weight: bool = param(True, "weight each class by its head-tail factor (authors' code)")
     cooccurrence_scale: float = param(
         1.0,
         "authors' co-occurrence prior: 1 - p_m of a negative that co-occurs with an observed positive is "
         "scaled by this (their code: 1.2; 1 switches the prior off)",
-        lambda v: v >= 1,
-        ">= 1",
+        *_between(1, 10),
     )
     negative: Literal["focal", "hill"] = param(
         "focal", "negative term: the asymmetric focal one, or Hill's (lambda - p) p^2 (comic's extension)"
     )
-    hill_lamb: float = param(1.5, "lambda of the Hill negative term (negative: hill)", *_positive)
+    hill_lamb: float = param(1.5, "lambda of the Hill negative term (negative: hill)", *_positive_weight)
     reject_fraction: float = param(
         0.0, "drop this fraction of the largest negative losses of each batch (LL-R style; comic's extension)", *_unit
     )
@@ -229,11 +252,11 @@ class LossConfig:
 class CorrectionConfig:
     """Reflective label corrector (docs/method.md, Correction)."""
 
-    weight: float = param(0.2, "lambda_c, weight of the correction loss; 0 switches RLC off", *_non_negative)
+    weight: float = param(0.2, "lambda_c, weight of the correction loss; 0 switches RLC off", *_weight)
     tau: float = param(
         0.8, "global confidence threshold (the paper: 0.7; calibrated on the audit, docs/training.md)", *_open_unit
     )
-    margin: float = param(1.0, "logit margin on observed positives", *_non_negative)
+    margin: float = param(1.0, "logit margin on observed positives", *_weight)
     class_threshold: Literal["ema", "batch", "none"] = param(
         "ema", "class-aware threshold P_c: EMA over batches, current batch mean (authors' code), or off"
     )
@@ -251,13 +274,13 @@ class CorrectionConfig:
 class BalanceConfig:
     """Head-tail balancer (docs/method.md, Balance)."""
 
-    weight: float = param(1.0, "lambda_b, weight of the distillation loss; 0 switches it off", *_non_negative)
+    weight: float = param(1.0, "lambda_b, weight of the distillation loss; 0 switches it off", *_weight)
     shared_backbone: bool = param(False, "one trunk with three heads instead of three backbones")
-    rho: float = param(16.0, "cosine classifier scale", *_positive)
-    eta: float = param(1 / 32, "cosine classifier weight-norm offset", *_non_negative)
+    rho: float = param(16.0, "cosine classifier scale", *_positive_weight)
+    eta: float = param(1 / 32, "cosine classifier weight-norm offset", *_weight)
     momentum: float = param(0.9, "moving-vector momentum mu", *_unit)
-    alpha: float = param(2.0, "tail learning-effect strength", *_non_negative)
-    kappa_power: float = param(2.0, "exponent on branch losses in the distillation weights kappa", *_positive)
+    alpha: float = param(2.0, "tail learning-effect strength", *_weight)
+    kappa_power: float = param(2.0, "exponent on branch losses in the distillation weights kappa", *_exponent)
     distill: Literal["literal", "bce"] = param(
         "literal",
         "`literal`: MFM of the product of softmaxes (paper Eq. 11); `bce`: BCE of sigmoid(z_b) toward the "
@@ -283,12 +306,14 @@ class BalanceConfig:
 class TrainConfig:
     """Optimisation and the training run."""
 
-    epochs: int = param(25, "training epochs", *_positive)
-    batch_size: int = param(32, "global batch size per stream (split across workers)", *_positive)
-    lr: float = param(1e-3, "Adam learning rate", *_positive)
-    weight_decay: float = param(1e-4, "Adam weight decay", *_non_negative)
+    epochs: int = param(25, "training epochs", *_between(1, 10000))
+    batch_size: int = param(32, "global batch size per stream (split across workers)", *_between(1, 65536))
+    lr: float = param(1e-3, "Adam learning rate", *_between(0, 1, open_low=True))
+    weight_decay: float = param(1e-4, "Adam weight decay", *_unit)
     classifier_lr_scale: float = param(
-        1.0, "learning rate of classifiers relative to train.lr (the authors' code: 0.1)", *_positive
+        1.0,
+        "learning rate of classifiers relative to train.lr (the authors' code: 0.1)",
+        *_between(0, 100, open_low=True),
     )
     schedule: Literal["cosine", "authors_step"] = param(
         "cosine",
@@ -298,7 +323,7 @@ class TrainConfig:
     sampler: Literal["instance", "class_aware"] = param(
         "instance", "sampler of a single-head model (COMIC's branches have fixed samplers)"
     )
-    num_workers: int = param(2, "Ray Train workers (DDP ranks)", *_positive)
+    num_workers: int = param(2, "Ray Train workers (DDP ranks)", *_between(1, 4096))
     use_gpu: bool = param(False, "one GPU per worker, NCCL; bf16 autocast and channels_last")
     amp: bool = param(True, "bf16 autocast when on CUDA (ignored on CPU)")
     compile: bool = param(
@@ -306,7 +331,9 @@ class TrainConfig:
     )
     use_tuned: bool = param(False, "read reports/tune/best_params.yaml when it exists")
     select_window: int = param(
-        3, "epoch selection: best trailing mean of this many validation mAPs (1: the best single epoch)", *_positive
+        3,
+        "epoch selection: best trailing mean of this many validation mAPs (1: the best single epoch)",
+        *_between(1, 100),
     )
 
 
@@ -314,8 +341,8 @@ class TrainConfig:
 class MetricsConfig:
     """Shot groups and decision threshold of the evaluation."""
 
-    many_threshold: int = param(100, "classes with at least this many training labels are `many`", *_positive)
-    few_threshold: int = param(20, "classes with fewer training labels than this are `few`", *_positive)
+    many_threshold: int = param(100, "classes with at least this many training labels are `many`", *_count)
+    few_threshold: int = param(20, "classes with fewer training labels than this are `few`", *_count)
     decision_threshold: float = param(0.5, "probability threshold of recall/precision@0.5", *_open_unit)
 
 
@@ -433,6 +460,40 @@ class Params:
             raise ValueError("tune.grace_period must not exceed tune.epochs")
         if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
             raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (docs/method.md, Modification)")
+        if self.train.batch_size % self.train.num_workers:
+            raise ValueError(
+                f"train.batch_size ({self.train.batch_size}) must be divisible by train.num_workers "
+                f"({self.train.num_workers}): each worker takes an equal share of a batch"
+            )
+
+
+def inert_keys(params: Params) -> list[str]:
+    """Prefixes of keys that change nothing with these params (a search over them would be wasted)."""
+    inert = [
+        f"loss.{name}." for name in ("mfm", "focal", "asl", "db_focal", "hill", "splc") if name != params.loss.name
+    ]
+    if params.model.name == "single":
+        inert.append("balance.")
+    return inert
+
+
+def check_search_space(params: Params) -> None:
+    """Every `tune.space` key is a params key that acts for this model and loss, and every value the search
+    can draw (low, high, each choice) is valid for it; errors name the key."""
+    inert = inert_keys(params)
+    for key, dim in params.tune.space.items():
+        where = f"tune.space.{key}"
+        if any(key.startswith(prefix) for prefix in inert):
+            raise ValueError(f"{where}: {key} has no effect with model.name {params.model.name} and loss.name "
+                             f"{params.loss.name}; remove it from the search")  # fmt: skip
+        if key.startswith("tune.") or not key.count("."):
+            raise ValueError(f"{where}: only method and training keys can be searched, not {key}")
+        values = list(dim.values) if dim.type == "choice" else [dim.low, dim.high]
+        for value in values:
+            try:
+                override(params, {key: value})
+            except ValueError as err:
+                raise ValueError(f"{where}: the search would draw {value!r}, which is invalid: {err}") from None
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -470,8 +531,15 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
             raise ValueError(f"{key}: expected an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{key}: expected a number, got the text {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{key}: {value!r} is not a finite number")
         return float(value)
     if annotation is typing.Any:
         return value
@@ -520,9 +588,11 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from err
     try:
-        return from_dict(Params, raw)
+        params = from_dict(Params, raw)
+        check_search_space(params)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+    return params
 
 
 def to_dict(params: Any) -> dict:

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from comic import distributed
+from comic import distributed, plots
 from comic.config import MetricsConfig
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import load_classes
@@ -149,19 +149,26 @@ def precision_recall_rows(labels_nc, scores_nc, groups_c, points: int = 50) -> l
     return rows
 
 
-def write_reports(result: dict, predictions: dict, classes: dict, metrics: MetricsConfig, *, metrics_path, plots_dir):
-    """`metrics.json` and the plot data (AP against training count, precision-recall by shot group)."""
+def write_reports(
+    result: dict, predictions: dict, classes: dict, metrics: MetricsConfig, *, metrics_path, plots_dir, history
+) -> None:
+    """`metrics.json`, the plot data (AP against training count, precision-recall by shot group) and the
+    plots as images, with the training curves of `history` (the train stage's per-epoch rows)."""
     labels_nc, scores_nc = predictions["labels_full"], predictions["scores"]
     write_json(metrics_path, result)
     plots_dir = Path(plots_dir)
     ap = per_class_average_precision(labels_nc, scores_nc)
     groups = shot_groups(np.asarray(classes["train_counts"]), metrics.many_threshold, metrics.few_threshold)
-    write_csv(
-        plots_dir / "ap_vs_train_count.csv",
-        [
-            {"class": name, "train_count": int(count), "group": str(group), "ap": round(float(100 * a), 4)}
-            for name, count, group, a in zip(classes["names"], classes["train_counts"], groups, ap, strict=True)
-            if not math.isnan(a)
-        ],
-    )
-    write_csv(plots_dir / "precision_recall.csv", precision_recall_rows(labels_nc, scores_nc, groups))
+    ap_rows = [
+        {"class": name, "train_count": int(count), "group": str(group), "ap": round(float(100 * a), 4)}
+        for name, count, group, a in zip(classes["names"], classes["train_counts"], groups, ap, strict=True)
+        if not math.isnan(a)
+    ]
+    pr_rows = precision_recall_rows(labels_nc, scores_nc, groups)
+    write_csv(plots_dir / "ap_vs_train_count.csv", ap_rows)
+    write_csv(plots_dir / "precision_recall.csv", pr_rows)
+    plots.ap_vs_train_count(ap_rows, plots_dir / "ap_vs_train_count.png")
+    plots.precision_recall(pr_rows, plots_dir / "precision_recall.png")
+    plots.validation_by_group(history, plots_dir / "validation_map.png")
+    plots.validation_by_rule(history, plots_dir / "validation_by_rule.png")
+    plots.training_losses(history, plots_dir / "training_loss.png")

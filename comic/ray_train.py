@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def use_assigned_cpus() -> int:
 def train_loop_per_worker(config: dict) -> None:
     """What each Ray worker runs: rebuild the params, then call the library."""
     use_assigned_cpus()
+    quiet_ray_logs()
     params = from_dict(Params, config["params"])
     sink = None
     if config.get("mlflow_run_id") and ray.train.get_context().get_world_rank() == 0:
@@ -70,13 +72,27 @@ def run_name(params: Params, data_version: str, prefix: str = "comic", extra: tu
     return f"{prefix}-{digest[:12]}"
 
 
+# Loggers whose INFO lines repeat what comic's own progress line says (each report, each checkpoint).
+QUIET_LOGGERS = ("ray.train", "ray.tune", "ray._private.authentication.authentication_token_setup")
+
+
+def quiet_ray_logs() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Ray's token warning says that local token authentication is on, which is what we want.
+    logging.getLogger(QUIET_LOGGERS[-1]).setLevel(logging.ERROR)
+
+
 def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Start a local Ray with explicit resources unless already connected (RAY_ADDRESS joins a cluster)."""
     if ray.is_initialized():
         return
+    quiet_ray_logs()
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
         return
+    # One machine is never drained: Train V2's preemption watcher only adds an error line at start-up.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     # The dashboard (ray[default]) hosts the state API that Train V2's controller polls; without it
     # the driver logs "Failed to query Ray Train Controller actor state" every few seconds.
     ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, log_to_driver=True)

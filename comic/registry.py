@@ -27,7 +27,7 @@ from pathlib import Path
 
 from comic.config import MetricsConfig, RegisterConfig
 from comic.files import file_sha256, write_json
-from comic.tracking import RunRecord
+from comic.tracking import RunRecord, local_artifact_uri
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 GROUPS = ("many", "medium", "few")
@@ -220,7 +220,7 @@ def _download_model_file(client, uri: str, name: str, version: str | int, dst: s
 
     from comic.serving import MODEL_ARTIFACT
 
-    root = client.get_model_version_download_uri(name, str(version)).rstrip("/")
+    root = local_artifact_uri(client.get_model_version_download_uri(name, str(version)).rstrip("/"), uri)
     mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/MLmodel", dst_path=dst, tracking_uri=uri)
     flavor = (yaml.safe_load(Path(mlmodel).read_text()) or {}).get("flavors", {}).get("python_function", {})
     artifact = (flavor.get("artifacts") or {}).get(MODEL_ARTIFACT, {}).get("path")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -102,7 +103,9 @@ def log_pyfunc(uri: str, run_id: str, model_path: str, example_images: list[byte
     example = pd.DataFrame({"image": [base64.b64encode(b).decode() for b in example_images]})
     probe = ComicModel().load(model_path)
     signature = infer_signature(example, probe.predict(None, example))
-    with mlflow_uri(uri), mlflow.start_run(run_id=run_id):
+    with mlflow_uri(uri), mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # MLflow asks for type hints on `predict` to validate inputs itself; the signature does that here.
+        warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),

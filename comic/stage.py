@@ -16,7 +16,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, F
 # Every path option a stage takes, with its meaning (dvc.yaml's `cmd` lines pass them).
 PATHS = {
     "in_": "input dataset folder (the previous data stage's output)",
-    "out": "output dataset folder: {train,val,test}.parquet and classes.json",
+    "out": "the stage's output (a dataset folder: {train,val,test}.parquet and classes.json)",
     "tile_bank": "tile bank (.npz) of the embedded benchmark",
     "data": "dataset folder: classes.json and the split files",
     "model": "the model file (models/model.pt)",

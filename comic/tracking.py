@@ -12,6 +12,7 @@ import json
 import math
 import os
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,26 @@ def tracking_uri(configured: str | None) -> str:
         path = Path(uri.removeprefix("sqlite:///")).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{path}"
+    return uri
+
+
+def local_artifact_uri(uri: str, tracking_uri: str) -> str:
+    """`uri` itself, or for a checkout that was moved or copied, where its artifact now is.
+
+    A SQLite store names its artifacts by the absolute path they had when they were logged
+    (file:///old/place/mlflow/artifacts/...). When that path is gone, the same file is looked up under
+    the store's own folder (`<folder of mlflow.db>/artifacts/...`)."""
+    if not (uri.startswith("file://") and tracking_uri.startswith("sqlite:///")):
+        return uri
+    path = Path(urllib.parse.urlparse(uri).path)
+    if path.exists():
+        return uri
+    artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+    marker = f"/{artifacts.parent.name}/artifacts/"
+    if marker in str(path):
+        moved = artifacts / str(path).split(marker, 1)[1]
+        if moved.exists():
+            return moved.as_uri()
     return uri
 
 
@@ -140,6 +161,23 @@ def start_run(uri: str, experiment: str, run_name: str, params: dict, tags: dict
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     return run_id
+
+
+@contextlib.contextmanager
+def run_status(uri: str, run_id: str) -> Iterator[None]:
+    """End the MLflow run with its real status: FINISHED, FAILED, or KILLED on Ctrl-C."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        yield
+    except KeyboardInterrupt:
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
 
 
 @dataclass(frozen=True)

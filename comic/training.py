@@ -32,7 +32,7 @@ from comic.device import worker_device
 from comic.engine import build_objective, build_optimizer, build_scheduler, loss_table, seed_everything, train_step
 from comic.evaluation import evaluate, predict_split
 from comic.export import save_model_file
-from comic.history import SELECTED, trailing_mean, write_history
+from comic.history import SELECTED, progress_line, trailing_mean, write_history
 from comic.metrics import choose_thresholds
 from comic.models import build_model
 from comic.tracking import MetricSink
@@ -268,8 +268,10 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
                 }
                 checkpoint.save(checkpoint_dir, state, best_state)
             reporter.report(metrics, checkpoint_dir)
-        if sink is not None and distributed.rank() == 0:
-            sink.log(metrics, step=epoch)
+        if distributed.rank() == 0:
+            print(progress_line(metrics, settings.epochs), flush=True)
+            if sink is not None:
+                sink.log(metrics, step=epoch)
     return metrics
 
 

@@ -1,20 +1,22 @@
-"""DVC stage `evaluate`: the model's test metrics (reports/metrics.json) and plot data.
+"""DVC stage `evaluate`: the model's test metrics (reports/metrics.json), plot data and plot images.
 
-    python pipelines/evaluate.py --data data/plt --model models/model.pt --metrics reports/metrics.json \
-        --plots reports/plots
+    python pipelines/evaluate.py --data data/plt --model models/model.pt --history reports/train_history.csv \
+        --metrics reports/metrics.json --plots reports/plots
 """
 
 from comic import stage
 from comic.config import load_params
 from comic.data.store import load_classes
 from comic.evaluation import score_model_file, write_reports
+from comic.history import read_history
 
 
 def main() -> None:
-    args = stage.arguments(__doc__, "data", "model", "metrics", "plots")
+    args = stage.arguments(__doc__, "data", "model", "history", "metrics", "plots")
     metrics = load_params(args.params).metrics
     report, test = score_model_file(args.model, args.data, metrics)
-    write_reports(report, test, load_classes(args.data), metrics, metrics_path=args.metrics, plots_dir=args.plots)
+    classes, history = load_classes(args.data), read_history(args.history)
+    write_reports(report, test, classes, metrics, metrics_path=args.metrics, plots_dir=args.plots, history=history)
     print({k: report[k] for k in ("mAP", "mAP_many", "mAP_medium", "mAP_few")}, flush=True)
 
 

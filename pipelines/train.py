@@ -15,7 +15,7 @@ from comic.data.store import read_split
 from comic.files import file_sha256
 from comic.ray_train import fit, init_ray, run_name
 from comic.serving import log_pyfunc
-from comic.tracking import RunRecord, data_version, git_commit, start_run, tracking_uri
+from comic.tracking import RunRecord, data_version, git_commit, run_status, start_run, tracking_uri
 from comic.training import finish_training
 from comic.tune import load_tuned
 
@@ -30,20 +30,25 @@ def main() -> None:
     run_id = start_run(uri, params.tracking.experiment, name, flatten(params), tags)
     print(f"training run {name} (MLflow run {run_id} at {uri})", flush=True)
 
-    init_ray(num_cpus=max(2, params.train.num_workers))
-    try:
-        result = fit(params, args.data, storage_path=args.storage, name=name, mlflow=(uri, run_id))
-    finally:
-        ray.shutdown()
-    if result.error is not None:
-        raise SystemExit(f"training failed: {result.error}")
-    with result.checkpoint.as_directory() as checkpoint_dir:
-        summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
-    print(f"best epoch {summary['best_epoch']}: smoothed val mAP {summary['best_score']:.2f}", flush=True)
-    val = read_split(args.data, "val")
-    examples = [image or Path(path).read_bytes() for image, path in zip(val.images[:2], val.paths[:2], strict=True)]
-    model_uri = log_pyfunc(uri, run_id, args.model, examples)
-    RunRecord(uri, run_id, model_uri, file_sha256(args.model)).write(args.run)
+    with run_status(uri, run_id):
+        init_ray(num_cpus=max(2, params.train.num_workers))
+        try:
+            result = fit(params, args.data, storage_path=args.storage, name=name, mlflow=(uri, run_id))
+        finally:
+            ray.shutdown()
+        if result.error is not None:
+            raise SystemExit(f"training failed: {result.error}")
+        with result.checkpoint.as_directory() as checkpoint_dir:
+            summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
+        print(
+            f"selected epoch {summary['best_epoch'] + 1} ({summary['best_view']}): "
+            f"smoothed val mAP {summary['best_score']:.2f}",
+            flush=True,
+        )
+        val = read_split(args.data, "val")
+        examples = [image or Path(path).read_bytes() for image, path in zip(val.images[:2], val.paths[:2], strict=True)]
+        model_uri = log_pyfunc(uri, run_id, args.model, examples)
+        RunRecord(uri, run_id, model_uri, file_sha256(args.model)).write(args.run)
     print(f"logged the model to MLflow as {model_uri}", flush=True)
 
 

@@ -73,3 +73,46 @@ def test_round_trip_through_a_dict_and_flat_keys():
     params = Params()
     assert from_dict(Params, to_dict(params)) == params
     assert flatten(params)["loss.mfm.clip"] == 0.05
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("train: {lr: .inf}", r"train\.lr: inf is not a finite number"),
+        ("correction: {weight: .inf}", r"correction\.weight: inf is not a finite number"),
+        ("data: {image_size: 100000}", r"data\.image_size: 100000 is out of range, must be in \[8, 1024\]"),
+        ("data: {missing_rate: 1.0}", r"data\.missing_rate: 1\.0 is out of range, must be in \[0, 1\)"),
+        ("data: {missing_rat: 0.5}", r"unknown key\(s\) data\.missing_rat"),
+        ("tracking: {experimnt: x}", r"unknown key\(s\) tracking\.experimnt"),
+        ("train: {batch_size: 33}", r"train\.batch_size \(33\) must be divisible by train\.num_workers \(2\)"),
+        ("train: {lr: 1e-3x}", r"train\.lr: expected a number, got the text '1e-3x'"),
+    ],
+)
+def test_a_bad_value_anywhere_fails_at_load_naming_the_key_and_what_is_allowed(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_params(path)
+
+
+def test_a_yaml_exponent_without_a_dot_is_read_as_the_number_it_means(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {lr: 1e-3}")  # YAML 1.1 reads this as the text "1e-3"
+    assert load_params(path).train.lr == 0.001
+
+
+@pytest.mark.parametrize(
+    "space,extra,message",
+    [
+        ({"correction.tua": {"type": "uniform", "low": 0.6, "high": 0.8}}, {}, r"unknown key correction\.tua"),
+        ({"correction.tau": {"type": "uniform", "low": 0.6, "high": 1.5}}, {}, r"would draw 1\.5"),
+        ({"balance.alpha": {"type": "uniform", "low": 1, "high": 2}}, {"model": {"name": "single"}}, "no effect"),
+        ({"loss.hill.lamb": {"type": "uniform", "low": 1, "high": 2}}, {}, "no effect"),
+        ({"tune.epochs": {"type": "choice", "values": [1, 2]}}, {}, "only method and training keys"),
+    ],
+)
+def test_a_search_space_that_cannot_work_fails_before_ray_starts(tmp_path, space, extra, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"tune": {"space": space}, **extra}))
+    with pytest.raises(ValueError, match=rf"tune\.space\..*{message}"):
+        load_params(path)

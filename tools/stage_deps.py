@@ -1,6 +1,7 @@
 """The project modules each DVC stage runs: the import closure of its script (see tests/test_dvc_deps.py).
 
     .venv/bin/python tools/stage_deps.py            # print each stage's code deps, folders where complete
+    .venv/bin/python tools/stage_deps.py --write    # put them into dvc.yaml (other deps stay as they are)
 
 The closure follows `import` statements anywhere in a module (inside functions too), adds the package
 `__init__` files an import runs, and sibling files a module names as "x.py" (the models-from-code entry
@@ -89,8 +90,42 @@ def compact(files: set[Path]) -> list[str]:
     return sorted(out, key=lambda d: (not d.startswith("pipelines/"), d))
 
 
+def is_code(dep: str) -> bool:
+    path = REPO / dep
+    return path.suffix == ".py" or (path.is_dir() and any(path.rglob("*.py")))
+
+
+def rewrite(text: str, stages: dict) -> str:
+    """dvc.yaml's text with each stage's code deps replaced by its closure; comments and the rest kept."""
+    lines, out, stage = text.splitlines(keepends=True), [], None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        name = line.strip().rstrip(":")
+        if line.startswith("  ") and not line.startswith("   ") and name in stages:
+            stage = name
+        if stage and line.strip() == "deps:":
+            out.append(line)
+            i += 1
+            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+            old = []
+            while i < len(lines) and lines[i].startswith(f"{indent}- "):
+                old.append(lines[i].strip()[2:])
+                i += 1
+            kept = [d for d in old if not is_code(d)]
+            out += [f"{indent}- {d}\n" for d in compact(closure(stage_script(stages[stage]))) + kept]
+            continue
+        out.append(line)
+        i += 1
+    return "".join(out)
+
+
 def main() -> None:
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    path = REPO / "dvc.yaml"
+    stages = yaml.safe_load(path.read_text())["stages"]
+    if "--write" in sys.argv[1:]:
+        path.write_text(rewrite(path.read_text(), stages))
+        return
     for name, stage in stages.items():
         print(f"{name}:")
         for dep in compact(closure(stage_script(stage))):

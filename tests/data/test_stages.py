@@ -39,7 +39,7 @@ def test_the_missing_rate_changes_only_the_observed_labels(tmp_path, monkeypatch
     assert hidden.labels_observed.sum() < base.labels_observed.sum()
 
 
-def dvc(repo: Path, *args: str) -> str:
+def dvc(repo: Path, *args: str, ok: bool = True) -> str:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -47,8 +47,11 @@ def dvc(repo: Path, *args: str) -> str:
     }
     command = [sys.executable, "-m", "dvc", *args]
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+    if ok:
+        assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+    assert done.returncode != 0, f"dvc {' '.join(args)} succeeded:\n{done.stdout}"
+    return done.stdout + done.stderr
 
 
 def scratch_repo(root: Path, **params_updates: dict) -> Path:

@@ -98,3 +98,36 @@ def test_bad_inputs_are_clear_errors_and_write_no_output(model_file, image_folde
             main(["predict", *args, "--output", str(output)])
         assert info.value.code == 2 and message in capsys.readouterr().err
     assert not output.exists() and not list(tmp_path.glob(".preds.jsonl.*"))
+
+
+@pytest.mark.timeout(240)
+def test_predict_from_the_registry_of_a_moved_checkout(
+    tiny_data, model_file, model_name, example_png, tmp_path, capsys
+):
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.registry.conftest import Store
+
+    old = tmp_path / "old" / "mlflow"
+    uri = f"sqlite:///{old / 'mlflow.db'}"
+    experiment = MlflowClient(uri).create_experiment("moved", artifact_location=(old / "artifacts").as_uri())
+    store = Store(uri, experiment)
+    record = log_trained_run(store, model_file, example_png, tmp_path / "run.json")
+    register_run(record, store=store, data=tiny_data, model_path=model_file, name=model_name)
+    new = tmp_path / "new" / "mlflow"
+    shutil.copytree(old, new)
+    shutil.rmtree(tmp_path / "old")  # the checkout moved: its store still names the old absolute paths
+    output = tmp_path / "preds.jsonl"
+    args = ["predict", "--model", f"models:/{model_name}@champion", "--input", str(tiny_data / "test.parquet")]
+    main([*args, "--output", str(output), "--tracking-uri", f"sqlite:///{new / 'mlflow.db'}"])
+    assert len(read_jsonl(output)) == len(read_split(tiny_data, "test").ids)
+
+
+def test_an_empty_image_file_in_a_folder_is_a_clear_error_naming_it(model_file, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        main(["predict", "--model", str(model_file), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o")])
+    assert "'empty.jpg': image does not decode (empty: 0 bytes)" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from tests.data.test_stages import dvc, scratch_repo
 
@@ -34,3 +35,23 @@ def test_dvc_repro_runs_the_whole_pipeline_and_writes_the_declared_metrics_and_p
         assert (repo / "reports" / plot).stat().st_size > 0
     assert (repo / "mlflow" / "mlflow.db").is_file()
     assert "Data and pipelines are up to date" in dvc(repo, "repro")
+    for plot in ("validation_map", "training_loss", "precision_recall", "ap_vs_train_count"):
+        assert (repo / "reports" / "plots" / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
+
+    # A bad value, or a typo in a key no stage reads, stops the pipeline at its first stage; every output
+    # that git tracks (DVC cannot restore those) is left as it was.
+    kept = [p for p in (repo / "reports").rglob("*") if p.is_file()]
+    before = {p: p.read_bytes() for p in kept}
+    good = (repo / "params.yaml").read_text()
+    for edit, message in [
+        ("correction: {tau: -1}", "correction.tau: -1"),
+        ("data: {missing_rat: 0.5}", "data.missing_rat"),
+    ]:
+        broken = yaml.safe_load(good)
+        for section, values in yaml.safe_load(edit).items():
+            broken[section].update(values)
+        (repo / "params.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
+        out = dvc(repo, "repro", ok=False)
+        assert "check_params" in out and message in out and "Traceback" not in out, out
+        assert {p: p.read_bytes() for p in kept} == before
+    (repo / "params.yaml").write_text(good)
