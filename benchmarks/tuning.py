@@ -1,19 +1,25 @@
-"""Default against tuned COMIC: one Ray Tune search on the validation split, then both trained on 3 seeds.
+"""Does the search measure what matters, and does it pay off? Two measurements of the tune stage.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py --data data/plt --samples 16 --tune-epochs 6 \
-        --epochs 25 --seeds 0 1 2 --out docs/results/tune.json
+    # 1. Rank correlation between a trial's score at L epochs and the final test mAP of the same settings:
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py correlation --settings 8 --jobs 2 \
+        --out docs/results/tune_correlation.json
+    # 2. A search (its wall time, trials per hour), then default against tuned COMIC, paired by seed:
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 6 --seeds 0 1 2 \
+        --jobs 2 --out docs/results/tune_search.json
 
-The search is the tune stage's (`comic.tune.run_search`: ASHA on validation mAP over `tune.space`) with
-the sample count and trial length given here; its wall time and trials per hour are recorded. Then COMIC
-with the default params and with the search's best params trains for `--epochs` on each seed
-(`benchmarks/accuracy.py`'s run: epoch chosen on validation, scored once on test). The test split
-never feeds back into a choice. An interrupted run resumes from the output file.
+`correlation` draws settings from `tune.space` (seeded), trains each for `train.epochs` in its own
+process, and computes, for several trial lengths L, the Spearman correlation between the best smoothed
+validation mAP within the first L epochs (what a trial of length L is scored by) and the test mAP of the
+full run. `search` runs the stage's search (`comic.tune.run_search`, Ray, the configured searcher and
+ASHA) and trains the default and the best settings for every seed (`benchmarks/accuracy.run_one`: the
+epoch selected on validation, scored once on test). Test numbers never feed back into a setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -22,123 +28,175 @@ from pathlib import Path
 
 from accuracy import run_one
 
-METRICS = ("mAP", "mAP_few", "last_mAP", "last_mAP_few")
+LENGTHS = (3, 6, 12, 25)
 
 
-def search(params, data: Path, samples: int, epochs: int, grace: int) -> dict:
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+
+    def ranks(values):
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2
+            i = j + 1
+        return out
+
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.mean(ra), statistics.mean(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    norm = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return cov / norm if norm else float("nan")
+
+
+def draw(space: dict, rng: random.Random) -> dict:
+    """One sample of `tune.space` (params' SearchDim dicts), as random search would draw it."""
+    import math
+
+    sample = {}
+    for key, dim in space.items():
+        if dim["type"] == "choice":
+            sample[key] = rng.choice(dim["values"])
+        elif dim["type"] == "loguniform":
+            sample[key] = math.exp(rng.uniform(math.log(dim["low"]), math.log(dim["high"])))
+        else:
+            sample[key] = rng.uniform(dim["low"], dim["high"])
+    return sample
+
+
+def _pool(jobs: list[tuple], workers: int, out: Path, result: dict) -> None:
+    """Train `jobs` (accuracy.run_one's), appending each run to `result["runs"]` as it finishes."""
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for future in as_completed([pool.submit(run_one, job) for job in jobs]):
+            run = future.result()
+            result["runs"].append(run)
+            print(f"{run['config']} seed {run['seed']}: test mAP {run['mAP']:.2f}, val {run['val_mAP_smoothed']:.2f}")
+            _write(out, result)
+
+
+def correlation(args, base: dict) -> None:
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {"command": args.command, "runs": []}
+    rng = random.Random(args.search_seed)
+    samples = [draw(base["tune"]["space"], rng) for _ in range(args.settings)]
+    done = {r["config"] for r in result["runs"]}
+    jobs = [
+        (f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample)
+        for i, sample in enumerate(samples)
+        if f"setting{i}" not in done
+    ]
+    for i, sample in enumerate(samples):
+        result.setdefault("settings", {})[f"setting{i}"] = sample
+    _pool(jobs, args.jobs, out, result)
+    runs = result["runs"]
+    table = {}
+    for length in (*[L for L in LENGTHS if L < args.epochs], args.epochs):
+        scores = [max(row["val/mAP_smoothed"] for row in r["epochs_log"][:length]) for r in runs]
+        table[length] = round(spearman(scores, [r["mAP"] for r in runs]), 3)
+    result["spearman_vs_test_by_trial_length"] = table
+    _write(out, result)
+    print(f"Spearman(trial score at L epochs, final test mAP) over {len(runs)} settings: {table}")
+
+
+def search(args, base: dict) -> None:
     import ray
 
-    from comic.config import override
+    from comic.config import Params, from_dict, override
     from comic.tune import init_for_search, run_search
 
-    params = override(params, {"tune.num_samples": samples, "tune.epochs": epochs, "tune.grace_period": grace})
-    init_for_search(params)
-    started = time.time()
-    try:
-        with tempfile.TemporaryDirectory() as storage:
-            result = run_search(params, data, storage_path=storage, name="bench-tune")
-    finally:
-        ray.shutdown()
-    seconds = time.time() - started
-    return {
-        "samples": samples,
-        "trial_epochs": epochs,
-        "grace_period": grace,
-        "wall_s": round(seconds, 1),
-        "trials_per_hour": round(len(result.trials) * 3600 / seconds, 1),
-        "trial_epochs_run": sum(t["epochs"] for t in result.trials),
-        "failed": sum(t["status"] != "ok" for t in result.trials),
-        "best_val_mAP": result.best_val_map,
-        "best": {k: float(v) for k, v in result.best_sample.items()},
-    }
-
-
-def summarise(runs: list[dict]) -> dict:
-    table = {}
-    for variant in ("default", "tuned"):
-        mine = [r for r in runs if r["variant"] == variant]
-        if mine:
-            table[variant] = {
-                k: (statistics.mean(r[k] for r in mine), statistics.stdev(r[k] for r in mine) if len(mine) > 1 else 0.0)
-                for k in METRICS
-            } | {"seeds": len(mine)}
-    return table
-
-
-def markdown(result: dict) -> str:
-    found = result["search"]
-    lines = [
-        f"Command: `{result['command']}`",
-        "",
-        f"Search: {found['samples']} trials × ≤ {found['trial_epochs']} epochs (ASHA, grace {found['grace_period']}), "
-        f"{found['trial_epochs_run']} trial-epochs, {found['wall_s']} s wall, {found['trials_per_hour']} trials/hour, "
-        f"{found['failed']} failed; best val mAP {found['best_val_mAP']:.2f}.",
-        "",
-        "| COMIC | seeds | test mAP | few | mAP, last epoch | few, last epoch |",
-        "|---|---:|---:|---:|---:|---:|",
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {"command": args.command, "runs": []}
+    if "search" not in result:
+        params = override(
+            from_dict(Params, base),
+            {
+                "tune.num_samples": args.samples,
+                "tune.epochs": args.trial_epochs,
+                "tune.grace_period": args.grace,
+                "tune.searcher": args.searcher,
+                "tune.seed": args.search_seed,
+            },
+        )
+        init_for_search(params)
+        started = time.time()
+        try:
+            found = run_search(params, args.data, storage_path=tempfile.mkdtemp(prefix="comic-tune-"), name="bench")
+        finally:
+            ray.shutdown()
+        seconds = time.time() - started
+        result["search"] = {
+            "seconds": round(seconds, 1),
+            "trials": len(found.trials),
+            "trials_per_hour": round(3600 * len(found.trials) / seconds, 1),
+            "trial_epochs_run": sum(t["epochs"] for t in found.trials),
+            "best": found.best_sample,
+            "best_val_mAP_smoothed": found.best_score,
+            "trials_table": found.trials,
+        }
+        _write(out, result)
+        print(f"search: {seconds:.0f} s for {len(found.trials)} trials; best {found.best_sample}")
+    best = result["search"]["best"]
+    done = {(r["config"], r["seed"]) for r in result["runs"]}
+    data = str(Path(args.data).resolve())
+    jobs = [
+        (name, seed, data, args.epochs, base, updates)
+        for seed in args.seeds
+        for name, updates in (("default", {}), ("tuned", best))
+        if (name, seed) not in done
     ]
-    for variant, row in result["summary"].items():
-        cells = " | ".join(f"{row[k][0]:.2f} ± {row[k][1]:.2f}" for k in METRICS)
-        lines.append(f"| {variant} | {row['seeds']} | {cells} |")
-    lines += ["", "Best params: " + ", ".join(f"`{k}` = {v:.4g}" for k, v in found["best"].items())]
-    return "\n".join(lines) + "\n"
+    _pool(jobs, args.jobs, out, result)
+
+
+def _write(out: Path, result: dict) -> None:
+    from comic.files import write_json
+
+    runs = result.get("runs", [])
+    for name in dict.fromkeys(r["config"] for r in runs):
+        mine = [r for r in runs if r["config"] == name]
+        result.setdefault("summary", {})[name] = {
+            key: (statistics.mean(r[key] for r in mine), statistics.pstdev(r[key] for r in mine))
+            for key in ("mAP", "mAP_few", "last5_mAP")
+        }
+    by_seed = {(r["config"], r["seed"]): r for r in runs}
+    result["paired_tuned_minus_default"] = {
+        seed: round(by_seed[("tuned", seed)]["mAP"] - by_seed[("default", seed)]["mAP"], 2)
+        for (name, seed) in by_seed
+        if name == "tuned" and ("default", seed) in by_seed
+    }
+    write_json(out, result)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["correlation", "search"])
     parser.add_argument("--data", default="data/plt")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--tune-epochs", type=int, default=6)
-    parser.add_argument("--grace", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=None, help="final training length (default: train.epochs)")
+    parser.add_argument("--settings", type=int, default=8, help="correlation: settings drawn from tune.space")
+    parser.add_argument("--samples", type=int, default=32, help="search: trials")
+    parser.add_argument("--trial-epochs", type=int, default=6, help="search: epochs per trial (ASHA max_t)")
+    parser.add_argument("--grace", type=int, default=4, help="search: ASHA grace period")
+    parser.add_argument("--searcher", default="tpe", choices=["tpe", "random"])
+    parser.add_argument("--search-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default="docs/results/tune.json")
+    parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    from comic.config import load_params, to_dict
 
-    from comic.config import load_params, override, to_dict
-
-    params = load_params(args.params)
-    data = Path(args.data).resolve()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = (
-        f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py --data {args.data} --samples {args.samples} "
-        f"--tune-epochs {args.tune_epochs} --grace {args.grace} --epochs {args.epochs} "
-        f"--seeds {' '.join(map(str, args.seeds))} --out {args.out}"
+    base = to_dict(load_params(args.params))
+    args.epochs = args.epochs or base["train"]["epochs"]
+    args.command = "PYTHONPATH=. .venv/bin/python benchmarks/tuning.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if k not in ("mode", "command")
     )
-    result = json.loads(out.read_text()) if out.is_file() else {"command": command, "runs": []}
-    if "search" not in result:
-        result["search"] = search(params, data, args.samples, args.tune_epochs, args.grace)
-        print(f"search: {result['search']}", flush=True)
-        _write(out, result)
-    bases = {"default": to_dict(params), "tuned": to_dict(override(params, result["search"]["best"]))}
-    done = {(r["variant"], r["seed"]) for r in result["runs"]}
-    jobs = {
-        (variant, seed): ("comic", seed, str(data), args.epochs, base, {})
-        for seed in args.seeds
-        for variant, base in bases.items()
-        if (variant, seed) not in done
-    }
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, job): key for key, job in jobs.items()}
-        for future in as_completed(futures):
-            variant, seed = futures[future]
-            run = {"variant": variant, **future.result()}
-            run.pop("correction_audit")
-            result["runs"].append(run)
-            print(f"{variant} seed {seed}: test mAP {run['mAP']:.2f} (few {run['mAP_few']:.2f})", flush=True)
-            _write(out, result)
-
-
-def _write(out: Path, result: dict) -> None:
-    result["summary"] = summarise(result["runs"])
-    staging = out.with_name(f".{out.name}.tmp")
-    staging.write_text(json.dumps(result, indent=1) + "\n")
-    staging.replace(out)
-    if result["runs"]:
-        out.with_suffix(".md").write_text(markdown(result))
+    (correlation if args.mode == "correlation" else search)(args, base)
 
 
 if __name__ == "__main__":

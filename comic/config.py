@@ -376,15 +376,19 @@ class SearchDim:
 
 
 def _default_space() -> dict[str, SearchDim]:
+    """What the method exposes: the corrector's thresholds, the focal exponents, the loss weights, the tail
+    effect and the options of docs/method.md. The learning rate stays out: short trials favour fast
+    learners (docs/training.md)."""
     return {
-        "correction.tau": SearchDim("uniform", 0.55, 0.9),
+        "correction.tau": SearchDim("uniform", 0.6, 0.95),
+        "correction.class_threshold": SearchDim("choice", values=["ema", "batch", "none"]),
+        "correction.weight": SearchDim("loguniform", 0.05, 1.0),
+        "correction.mask_recalled": SearchDim("choice", values=[True, False]),
         "loss.mfm.gamma_neg_pn": SearchDim("uniform", 2.0, 5.0),
         "loss.mfm.gamma_pos_pn": SearchDim("uniform", 0.0, 1.0),
         "loss.mfm.w_neg": SearchDim("uniform", 0.0, 2.0),
-        "correction.weight": SearchDim("loguniform", 0.05, 1.0),
         "balance.weight": SearchDim("uniform", 0.0, 2.0),
         "balance.alpha": SearchDim("uniform", 0.5, 3.0),
-        "train.lr": SearchDim("loguniform", 3e-4, 3e-3),
     }
 
 
@@ -392,11 +396,17 @@ def _default_space() -> dict[str, SearchDim]:
 class TuneConfig:
     """Ray Tune search of COMIC's method parameters on the validation split."""
 
-    num_samples: int = param(4, "trials", *_positive)
-    max_concurrent_trials: int = param(2, "trials run at once", *_positive)
-    epochs: int = param(3, "epochs per trial (ASHA's max_t)", *_positive)
-    grace_period: int = param(1, "epochs before ASHA may stop a trial", *_positive)
-    reduction_factor: int = param(2, "ASHA reduction factor", lambda v: v >= 2, ">= 2")
+    num_samples: int = param(2, "trials (make repro's small search; docs/training.md measures 32)", *_between(1, 10000))
+    max_concurrent_trials: int = param(2, "trials run at once", *_between(1, 1024))
+    epochs: int | None = param(
+        4, "epochs per trial (ASHA's max_t); null: train.epochs, the final run's length", *_between(1, 10000)
+    )
+    grace_period: int = param(
+        3, "epochs before ASHA may stop a trial; more than correction.start_epoch", *_between(1, 10000)
+    )
+    reduction_factor: int = param(2, "ASHA reduction factor", *_between(2, 100))
+    searcher: Literal["tpe", "random"] = param("tpe", "`tpe`: Optuna's TPE, learns from past trials; `random`")
+    seed: int = param(0, "seed of the search (the searcher's draws)", *_non_negative)
     cpus_per_trial: float = param(1.0, "CPUs reserved by each trial", *_positive)
     workers_per_trial: int = param(
         0,
@@ -450,14 +460,26 @@ class Params:
     tune: TuneConfig = section(TuneConfig)
     register: RegisterConfig = section(RegisterConfig)
 
+    @property
+    def trial_epochs(self) -> int:
+        """Epochs of one tune trial: tune.epochs, or the final run's train.epochs."""
+        return self.tune.epochs if self.tune.epochs is not None else self.train.epochs
+
     def __post_init__(self) -> None:
         if self.metrics.few_threshold >= self.metrics.many_threshold:
             raise ValueError(
                 "metrics.few_threshold must be below metrics.many_threshold "
                 f"(got {self.metrics.few_threshold} >= {self.metrics.many_threshold})"
             )
-        if self.tune.grace_period > self.tune.epochs:
-            raise ValueError("tune.grace_period must not exceed tune.epochs")
+        if self.tune.grace_period > self.trial_epochs:
+            raise ValueError(
+                f"tune.grace_period ({self.tune.grace_period}) must not exceed tune.epochs ({self.trial_epochs})"
+            )
+        if self.correction.weight > 0 and self.tune.grace_period <= self.correction.start_epoch:
+            raise ValueError(
+                f"tune.grace_period ({self.tune.grace_period}) must exceed correction.start_epoch "
+                f"({self.correction.start_epoch}): ASHA would stop trials before their corrector switches on"
+            )
         if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
             raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (docs/method.md, Modification)")
         if self.train.batch_size % self.train.num_workers:
@@ -631,3 +653,15 @@ def set_dotted(raw: dict, updates: Mapping[str, Any]) -> dict:
 def override(params: Params, updates: Mapping[str, Any]) -> Params:
     """A copy of `params` with dotted keys replaced (`{"correction.tau": 0.8}`), validated again."""
     return from_dict(Params, set_dotted(to_dict(params), updates))
+
+
+def apply_file(params: Params, path: str | Path) -> Params:
+    """`params` with the dotted overrides of a YAML file (`reports/tune/applied.yaml`; empty: unchanged)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; the apply_tuned stage writes it (`dvc repro apply_tuned`)")
+    updates = yaml.safe_load(path.read_text()) or {}
+    try:
+        return override(params, updates)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; rerun the tune stage (`dvc repro tune`)") from err

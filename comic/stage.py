@@ -23,7 +23,7 @@ PATHS = {
     "run": "the train stage's run record: MLflow run and logged model (JSON)",
     "history": "per-epoch training history (CSV, a DVC plot)",
     "storage": "Ray Train / Tune storage path (a local folder or s3://...)",
-    "tuned": "the tune stage's best_params.yaml (applied when train.use_tuned is true)",
+    "tuned": "the overrides from the search that apply_tuned resolved (reports/tune/applied.yaml)",
     "best": "the best trial's values (YAML, dotted keys)",
     "trials": "every trial with its values and validation score (CSV)",
     "metrics": "the test metrics (metrics.json)",

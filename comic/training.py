@@ -145,9 +145,12 @@ def _gather_rng() -> list[dict]:
     return states
 
 
-def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: MetricSink | None = None) -> dict:
-    """Train for `params.train.epochs`, resuming from the reporter's checkpoint if there is one.
-    Returns the last epoch's metrics (identical on every rank)."""
+def train(
+    params: Params, data_dir: str | Path, reporter: Reporter, sink: MetricSink | None = None, verbose: bool = True
+) -> dict:
+    """Train for `params.train.epochs`, resuming from the reporter's checkpoint if there is one; rank 0
+    prints one progress line per epoch when `verbose`. Returns the last epoch's metrics (the same on
+    every rank)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     settings = params.train
     device = worker_device(settings.use_gpu)
@@ -269,7 +272,8 @@ def train(params: Params, data_dir: str | Path, reporter: Reporter, sink: Metric
                 checkpoint.save(checkpoint_dir, state, best_state)
             reporter.report(metrics, checkpoint_dir)
         if distributed.rank() == 0:
-            print(progress_line(metrics, settings.epochs), flush=True)
+            if verbose:
+                print(progress_line(metrics, settings.epochs), flush=True)
             if sink is not None:
                 sink.log(metrics, step=epoch)
     return metrics

@@ -4,8 +4,11 @@ Each trial overrides dotted params keys (`tune.space`) and trains with the same 
 (`comic.training.train`), either in the trial's own process (`tune.workers_per_trial: 0`, the cheap
 default on a small machine) or as a Ray Train DDP run inside the trial (`N`: a function trainable that
 builds a `TorchTrainer` reporting through `TuneReportCallback`, the Ray 2.60 pattern). ASHA stops weak
-trials early; a failed trial is recorded and the search goes on. MLflow gets one parent run for the
-search and one child run per trial.
+trials early, comparing them on the same signal that selects the final model (the smoothed validation
+mAP, `comic.history`); a searcher that learns from past trials proposes them (Optuna's TPE, or random
+search, `tune.searcher`). A failed trial is recorded and the search goes on. The log gets one line per
+finished trial; MLflow gets one parent run for the search and one child run per trial, each ended with
+its status.
 """
 
 from __future__ import annotations
@@ -15,19 +18,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import ray
-import yaml
 from ray import tune
 
 from comic import faults
 from comic.config import Params, SearchDim, from_dict, override, to_dict
-from comic.files import write_csv, write_text
 from comic.ray_train import build_trainer, init_ray, storage_uri
 from comic.tracking import MlflowSink
 from comic.training import train
+from comic.tune_results import SCORE
 
-METRIC = "val/mAP"
+METRIC = "val/mAP_smoothed"  # what ASHA compares at each rung: the selection signal of comic.history
 
 
 def search_space(space: dict[str, SearchDim]) -> dict:
@@ -67,8 +68,9 @@ def _child_run(setup: dict, sample: dict) -> MlflowSink | None:
 
     uri, parent_id, experiment_id = setup["mlflow"]
     client = MlflowClient(tracking_uri=uri)
-    trial = tune.get_context().get_trial_name()
-    run = client.create_run(experiment_id, run_name=trial, tags={"mlflow.parentRunId": parent_id})
+    context = tune.get_context()
+    tags = {"mlflow.parentRunId": parent_id, "trial_id": context.get_trial_id()}
+    run = client.create_run(experiment_id, run_name=context.get_trial_name(), tags=tags)
     for key, value in sample.items():
         client.log_param(run.info.run_id, key, value)
     return MlflowSink(uri, run.info.run_id)
@@ -85,9 +87,11 @@ def trainable(config: dict, setup: dict) -> None:
     if setup["workers_per_trial"] == 0:
         torch_threads = max(1, int(setup.get("cpus_per_trial", 1)))
         os.environ["OMP_NUM_THREADS"] = str(torch_threads)
-        train(params, setup["data_dir"], TuneReporter(), sink)
-        return
-    _train_distributed(params, setup, sink)
+        train(params, setup["data_dir"], TuneReporter(), sink, verbose=False)
+    else:
+        _train_distributed(params, setup, sink)
+    if sink is not None:
+        sink.client.set_terminated(sink.run_id, "FINISHED")
 
 
 def _train_distributed(params: Params, setup: dict, sink) -> None:
@@ -110,8 +114,52 @@ def _train_distributed(params: Params, setup: dict, sink) -> None:
 @dataclass
 class SearchResult:
     best_sample: dict
-    best_val_map: float
+    best_score: float
+    best_trial: str
     trials: list[dict]
+
+
+class TrialLines(tune.Callback):
+    """One line in the log per finished trial, in place of Tune's tables."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def _line(self, trial, status: str) -> None:
+        self.done += 1
+        result = trial.last_result or {}
+        sample = ", ".join(f"{k}={_short(v)}" for k, v in (trial.config.get("sample") or {}).items())
+        score = result.get(SCORE)
+        value = f"val {score:.2f}" if isinstance(score, float) else "no score"
+        epochs = result.get("training_iteration", 0)
+        print(
+            f"trial {self.done}/{self.total} {trial.trial_id} {status}: {value} after {epochs} epochs; {sample}",
+            flush=True,
+        )
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trial, "done")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "failed")
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def build_searcher(settings, metric: str):
+    """Optuna's TPE (learns from finished trials) or random search, seeded by `tune.seed`."""
+    if settings.searcher == "tpe":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=settings.seed)
+        return OptunaSearch(metric=metric, mode="max", sampler=sampler)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=settings.seed)
 
 
 def run_search(
@@ -131,7 +179,7 @@ def run_search(
     setup = {
         "base": to_dict(params),
         "data_dir": str(Path(data_dir).resolve()),
-        "epochs": settings.epochs,
+        "epochs": params.trial_epochs,
         "workers_per_trial": settings.workers_per_trial,
         "cpus_per_trial": settings.cpus_per_trial,
         "cpus_per_worker": (settings.cpus_per_trial - 0.1) / max(settings.workers_per_trial, 1),
@@ -140,7 +188,7 @@ def run_search(
     }
     scheduler = tune.schedulers.ASHAScheduler(
         time_attr="training_iteration",
-        max_t=settings.epochs,
+        max_t=params.trial_epochs,
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
     )
@@ -153,32 +201,52 @@ def run_search(
             num_samples=settings.num_samples,
             max_concurrent_trials=settings.max_concurrent_trials,
             scheduler=scheduler,
+            search_alg=build_searcher(settings, METRIC),
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage, failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)
+            name=name,
+            storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[TrialLines(settings.num_samples)],
+            verbose=0,
         ),
     )
-    np.random.seed(params.seed)  # Tune's random search draws from numpy's global generator
     grid = tuner.fit()
-    trials = [_trial_row(result) for result in grid]
-    finished = [t for t in trials if t["status"] == "ok" and not math.isnan(t[METRIC])]
+    trials = [_trial_row(result, settings.space) for result in grid]
+    if mlflow:
+        _end_child_runs(mlflow, trials)
+    finished = [t for t in trials if t["status"] == "ok" and not math.isnan(t[SCORE])]
     if not finished:
         raise RuntimeError(f"every one of the {len(trials)} trials failed; see the errors in trials.csv")
-    best = max(finished, key=lambda t: t[METRIC])
-    return SearchResult({k: best[k] for k in settings.space}, best[METRIC], trials)
+    best = max(finished, key=lambda t: t[SCORE])
+    return SearchResult({k: best[k] for k in settings.space}, best[SCORE], best["trial"], trials)
 
 
-def _trial_row(result) -> dict:
+def _trial_row(result, space: dict) -> dict:
     sample = (result.config or {}).get("sample", {})
     metrics = result.metrics or {}
     return {
         "trial": metrics.get("trial_id") or Path(result.path).name,
         "status": "error" if result.error else "ok",
-        **sample,
-        METRIC: float(metrics.get("best/val_mAP_smoothed", metrics.get(METRIC, math.nan))),
+        **{k: sample.get(k) for k in space},
+        SCORE: float(metrics.get(SCORE, math.nan)),
         "epochs": int(metrics.get("training_iteration", 0)),
         "error": _last_line(result.error),
     }
+
+
+def _end_child_runs(mlflow: tuple[str, str, str], trials: list[dict]) -> None:
+    """Tune stops a trial by ending its process, so its child run would stay RUNNING: end each with its
+    trial's status (stopped early by ASHA is finished, an error failed)."""
+    from mlflow.tracking import MlflowClient
+
+    uri, parent_id, experiment_id = mlflow
+    client = MlflowClient(tracking_uri=uri)
+    status = {t["trial"]: "FAILED" if t["status"] == "error" else "FINISHED" for t in trials}
+    for run in client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"):
+        trial = run.data.tags.get("trial_id")
+        if run.info.status == "RUNNING" and trial in status:
+            client.set_terminated(run.info.run_id, status[trial])
 
 
 def _last_line(error) -> str:
@@ -187,28 +255,6 @@ def _last_line(error) -> str:
         return ""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1][:300] if lines else type(error).__name__
-
-
-def write_outputs(result: SearchResult, best_params_path: str | Path, trials_path: str | Path) -> None:
-    """`best_params.yaml` (dotted key -> value) and `trials.csv`, each written atomically."""
-    write_text(best_params_path, yaml.safe_dump({k: _plain(v) for k, v in result.best_sample.items()}, sort_keys=True))
-    write_csv(trials_path, result.trials)
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
-
-
-def load_tuned(params: Params, best_params_path: str | Path) -> Params:
-    """`params` with the searched values applied when `train.use_tuned` is on and the file exists."""
-    path = Path(best_params_path)
-    if not params.train.use_tuned or not path.is_file():
-        return params
-    tuned = yaml.safe_load(path.read_text()) or {}
-    try:
-        return override(params, tuned)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}; rerun the tune stage (`dvc repro tune`)") from err
 
 
 def init_for_search(params: Params) -> None:

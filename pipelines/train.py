@@ -2,7 +2,7 @@
 the run record (which MLflow run and logged pyfunc the model file is; the register stage reads it).
 
     python pipelines/train.py --data data/plt --model models/model.pt --run models/run.json \
-        --history reports/train_history.csv --storage ray_results --tuned reports/tune/best_params.yaml
+        --history reports/train_history.csv --storage ray_results --tuned reports/tune/applied.yaml
 """
 
 from pathlib import Path
@@ -10,19 +10,18 @@ from pathlib import Path
 import ray
 
 from comic import stage
-from comic.config import flatten, load_params
+from comic.config import apply_file, flatten, load_params
 from comic.data.store import read_split
 from comic.files import file_sha256
 from comic.ray_train import fit, init_ray, run_name
 from comic.serving import log_pyfunc
 from comic.tracking import RunRecord, data_version, git_commit, run_status, start_run, tracking_uri
 from comic.training import finish_training
-from comic.tune import load_tuned
 
 
 def main() -> None:
     args = stage.arguments(__doc__, "data", "model", "run", "history", "storage", "tuned")
-    params = load_tuned(load_params(args.params), args.tuned)
+    params = apply_file(load_params(args.params), args.tuned)
     version = data_version()
     name = run_name(params, version)
     uri = tracking_uri(params.tracking.uri)

@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 from comic import stage
 from comic.config import flatten, load_params
 from comic.ray_train import run_name
-from comic.tracking import data_version, git_commit, start_run, tracking_uri
-from comic.tune import init_for_search, run_search, write_outputs
+from comic.tracking import data_version, git_commit, run_status, start_run, tracking_uri
+from comic.tune import init_for_search, run_search
+from comic.tune_results import write_outputs
 
 
 def main() -> None:
@@ -24,19 +25,21 @@ def main() -> None:
     parent = start_run(uri, params.tracking.experiment, name, flatten(params.tune), tags)
     client = MlflowClient(uri)
     experiment_id = client.get_run(parent).info.experiment_id
-    init_for_search(params)
-    try:
-        result = run_search(
-            params, args.data, storage_path=args.storage, name=name, mlflow=(uri, parent, experiment_id)
-        )
-    finally:
-        ray.shutdown()
-    write_outputs(result, args.best, args.trials)
-    client.log_metric(parent, "best/val_mAP", result.best_val_map)
-    failed = sum(t["status"] == "error" for t in result.trials)
-    client.log_metric(parent, "trials_failed", failed)
+    with run_status(uri, parent):
+        init_for_search(params)
+        try:
+            result = run_search(
+                params, args.data, storage_path=args.storage, name=name, mlflow=(uri, parent, experiment_id)
+            )
+        finally:
+            ray.shutdown()
+        write_outputs(result, params, args.best, args.trials)
+        failed = sum(t["status"] == "error" for t in result.trials)
+        client.log_metric(parent, "best/val_mAP_smoothed", result.best_score)
+        client.log_metric(parent, "trials_failed", failed)
     print(
-        f"{len(result.trials)} trials ({failed} failed); best val mAP {result.best_val_map:.2f}: {result.best_sample}",
+        f"{len(result.trials)} trials ({failed} failed); best smoothed val mAP {result.best_score:.2f} "
+        f"({result.best_trial}): {result.best_sample}",
         flush=True,
     )
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from comic.config import Params, override
-from comic.tune import load_tuned, run_search, search_space, write_outputs
+from comic.tune import run_search, search_space
+from comic.tune_results import SCORE, applied_values, write_outputs
 
 ray = pytest.importorskip("ray")
 
@@ -36,7 +37,15 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
     space = {"correction.tau": {"type": "uniform", "low": 0.6, "high": 0.8}}
     params = override(
         Params(),
-        {**TINY, "tune.space": space, "tune.num_samples": 2, "tune.epochs": 2, "tune.max_concurrent_trials": 2},
+        {
+            **TINY,
+            "tune.space": space,
+            "tune.num_samples": 2,
+            "tune.epochs": 2,
+            "tune.grace_period": 1,
+            "correction.start_epoch": 0,
+            "tune.max_concurrent_trials": 2,
+        },
     )
     monkeypatch.setenv(VARIABLE, json.dumps({"tune_trial_errors": [1]}))  # before Ray starts: trials inherit it
     init_ray(num_cpus=2)
@@ -47,25 +56,33 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
     assert sorted(row["status"] for row in result.trials) == ["error", "ok"], result.trials
     succeeded = next(row for row in result.trials if row["status"] == "ok")
     assert result.best_sample == {"correction.tau": succeeded["correction.tau"]}
-    assert succeeded["epochs"] == 2 and 0 <= succeeded["val/mAP"] <= 100
+    assert succeeded["epochs"] == 2 and 0 <= succeeded[SCORE] <= 100
 
     best, trials = tmp_path / "tune" / "best_params.yaml", tmp_path / "tune" / "trials.csv"
-    write_outputs(result, best, trials)
-    assert yaml.safe_load(best.read_text()) == result.best_sample
+    write_outputs(result, params, best, trials)
+    record = yaml.safe_load(best.read_text())
+    assert record["params"] == result.best_sample and record["trial"] == succeeded["trial"]
+    assert record["search"] == {"searcher": "tpe", "seed": 0, "trials": 2, "epochs_per_trial": 2}
     rows = list(csv.DictReader(trials.open()))
-    assert len(rows) == 2 and {"trial", "status", "correction.tau", "val/mAP", "epochs", "error"} <= set(rows[0])
+    assert len(rows) == 2 and {"trial", "status", "correction.tau", SCORE, "epochs", "error"} <= set(rows[0])
     assert any("injected failure of trial 1" in row["error"] for row in rows)
 
 
-def test_the_train_stage_uses_the_tuned_values_only_when_asked(tmp_path):
+def test_the_train_stage_applies_the_searched_values_only_when_asked(tmp_path):
+    from comic.config import apply_file
+
     best = tmp_path / "best_params.yaml"
-    best.write_text(yaml.safe_dump({"correction.tau": 0.66, "train.lr": 0.002}))
-    assert load_tuned(Params(), best) == Params()
-    tuned = load_tuned(override(Params(), {"train.use_tuned": True}), best)
-    assert tuned.correction.tau == 0.66 and tuned.train.lr == 0.002
-    assert load_tuned(override(Params(), {"train.use_tuned": True}), tmp_path / "absent.yaml") == override(
-        Params(), {"train.use_tuned": True}
-    )
-    best.write_text(yaml.safe_dump({"correction.tua": 0.66}))
+    best.write_text(yaml.safe_dump({"params": {"correction.tau": 0.66, "loss.mfm.w_neg": 0.5}, "trial": "t1"}))
+    assert applied_values(False, best) == {} and applied_values(False, tmp_path / "absent.yaml") == {}
+    assert applied_values(True, best) == {"correction.tau": 0.66, "loss.mfm.w_neg": 0.5}
+    with pytest.raises(FileNotFoundError, match="dvc repro tune"):
+        applied_values(True, tmp_path / "absent.yaml")
+    applied = tmp_path / "applied.yaml"
+    applied.write_text(yaml.safe_dump(applied_values(True, best)))
+    tuned = apply_file(Params(), applied)
+    assert tuned.correction.tau == 0.66 and tuned.loss.mfm.w_neg == 0.5
+    applied.write_text("{}\n")
+    assert apply_file(Params(), applied) == Params()
+    applied.write_text(yaml.safe_dump({"correction.tua": 0.66}))
     with pytest.raises(ValueError, match="dvc repro tune"):
-        load_tuned(override(Params(), {"train.use_tuned": True}), best)
+        apply_file(Params(), applied)
