@@ -88,7 +88,7 @@ def run_one(job: tuple[str, int, str, int, dict, dict]) -> dict:
     from comic import checkpoint
     from comic.config import Params, from_dict, override
     from comic.evaluation import predict_split, test_report
-    from comic.models import build_model
+    from comic.models import build_model, input_spec
     from comic.training import LocalReporter, train
 
     torch.set_num_threads(1)
@@ -115,11 +115,13 @@ def run_one(job: tuple[str, int, str, int, dict, dict]) -> dict:
     classes = load_classes(data_dir)
 
     def score(weights, prediction: str, views: bool = False) -> dict:
-        model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
+        model = build_model(params.model, params.balance, num_classes=len(classes["names"]), load_weights=False)
         model.load_state_dict(weights)
         if hasattr(model, "prediction"):
             model.prediction = prediction
-        test = predict_split(model, data_dir, "test", image_size=params.data.image_size, views=views)
+        test = predict_split(
+            model, data_dir, "test", spec=input_spec(params.model, params.data.image_size), views=views
+        )
         result = {k: v for k, v in test_report(test["labels_full"], test["scores"], classes, params.metrics).items()}
         if views:
             result["views"] = {

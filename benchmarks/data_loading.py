@@ -29,7 +29,7 @@ from comic.data.samplers import InstanceSampler
 from comic.data.split import carve_validation
 from comic.data.store import read_split, write_dataset, write_split
 from comic.data.tiles import TILE_BANK_PATH
-from comic.data.transforms import build_transform, seed_worker
+from comic.data.transforms import InputSpec, build_transform, seed_worker
 
 
 def timed(fn):
@@ -58,7 +58,7 @@ def build_times(params_path: str, out: Path) -> dict:
 
 def as_jpeg_split(source_dir: Path, out_dir: Path, size: int) -> None:
     """The test split re-encoded as `size` px colour JPEGs (tinted mosaics), same ids and labels."""
-    table = MultiLabelDataset(source_dir, "test", build_transform(False, size))
+    table = MultiLabelDataset(source_dir, "test", build_transform(False, InputSpec(size)))
     rng = np.random.default_rng(0)
     images = []
     for i in range(len(table)):
@@ -71,7 +71,7 @@ def as_jpeg_split(source_dir: Path, out_dir: Path, size: int) -> None:
 
 def throughput(data_dir: Path, split: str, train: bool, size: int, count: int, repeats: int = 5) -> dict:
     """Images/s of `dataset[i]` over `repeats` runs of `count` items: best and median (noisy machines)."""
-    dataset = MultiLabelDataset(data_dir, split, build_transform(train, size, seed=0))
+    dataset = MultiLabelDataset(data_dir, split, build_transform(train, InputSpec(size), seed=0))
     order = np.arange(count) % len(dataset)
     for i in order[:50]:  # warm-up
         dataset[int(i)]
@@ -81,7 +81,7 @@ def throughput(data_dir: Path, split: str, train: bool, size: int, count: int, r
 
 def loader_throughput(data_dir: Path, size: int, workers: int, epochs: int = 5) -> float:
     """Images/s of a DataLoader (batch 32, persistent workers) over `epochs` passes of the train split."""
-    dataset = MultiLabelDataset(data_dir, "train", build_transform(True, size, seed=0))
+    dataset = MultiLabelDataset(data_dir, "train", build_transform(True, InputSpec(size), seed=0))
     sampler = InstanceSampler(len(dataset), seed=0)
     loader = torch.utils.data.DataLoader(
         dataset,

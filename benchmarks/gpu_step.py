@@ -61,7 +61,7 @@ from comic.config import BalanceConfig, ModelConfig, Params, flatten, override
 from comic.device import autocast
 from comic.engine import Objective, build_objective, build_optimizer, seed_everything, train_step
 from comic.metrics import shot_groups
-from comic.models import HTBModel, build_model
+from comic.models import FrozenTrunk, HTBModel, build_model, trunk_factory
 
 DEFAULT_CONFIGS = (
     "torchvision_resnet50",
@@ -128,22 +128,6 @@ class Setup:
     backbone_images_per_step: int
     info: dict[str, Any] = field(default_factory=dict)
     cleanup: Callable[[], None] = lambda: None
-
-
-class FrozenBackboneHTB(HTBModel):
-    """HTBModel whose backbones stay in eval mode and learn nothing (the authors' recipe); `train_step`
-    calls `model.train()` every step, so the override keeps the backbones' batch norm frozen too."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        for parameter in self.backbones.parameters():
-            parameter.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> FrozenBackboneHTB:
-        super().train(mode)
-        for backbone in self.backbones.values():
-            backbone.eval()
-        return self
 
 
 def comic_params(args: argparse.Namespace, *, shared: bool, batch: int) -> Params:
@@ -231,12 +215,16 @@ def comic_parts(
     cuda = device.type == "cuda"
     params = comic_params(args, shared=shared, batch=batch)
     if frozen:
-        b = params.balance
-        model: nn.Module = FrozenBackboneHTB(
-            params.model.backbone,
+        # The authors' recipe: three frozen trunks (comic's own option shares one; this row times theirs).
+        b, make_trunk = params.balance, trunk_factory(params.model)
+
+        def frozen_trunk() -> tuple[nn.Module, int]:
+            module, dim = make_trunk()
+            return FrozenTrunk(module), dim
+
+        model: nn.Module = HTBModel(
+            frozen_trunk,
             args.classes,
-            pretrained_path=None,
-            norm=params.model.norm,
             shared_backbone=False,
             rho=b.rho,
             eta=b.eta,

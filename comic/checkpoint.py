@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +80,12 @@ def load_tensors(path: str | Path, map_location: str | torch.device = "cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(err))
+        if found is None:
+            raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or not a torch file)") from None
         raise CheckpointError(
             f"{path}: refused: the file holds Python objects besides tensors and plain containers, and loading "
-            f"it could run code ({str(err).splitlines()[0]}). Delete it and retrain; comic never writes such files"
+            f"it could run code ({found.group(0)}). Delete it and retrain; comic never writes such files"
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({err}); delete it and retrain") from None

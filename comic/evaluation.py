@@ -17,7 +17,7 @@ from comic import distributed, plots
 from comic.config import MetricsConfig
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import load_classes
-from comic.data.transforms import build_transform
+from comic.data.transforms import InputSpec, build_transform
 from comic.device import autocast, to_device, unwrap
 from comic.export import load_model_file
 from comic.files import write_csv, write_json
@@ -53,10 +53,10 @@ def predict_scores(
 
 
 def predict_split(
-    model: nn.Module, data_dir, split: str, *, image_size: int, views: bool = False, batch_size: int = 128
+    model: nn.Module, data_dir, split: str, *, spec: InputSpec, views: bool = False, batch_size: int = 128
 ) -> dict:
     """`predict_scores` over a whole split on the CPU, in dataset order."""
-    dataset = MultiLabelDataset(data_dir, split, build_transform(False, image_size))
+    dataset = MultiLabelDataset(data_dir, split, build_transform(False, spec))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     return predict_scores(model, loader, device=torch.device("cpu"), amp=False, views=views)
 
@@ -111,9 +111,9 @@ def test_report(labels_nc, scores_nc, classes: dict, metrics: MetricsConfig) -> 
     return {k: _finite(v) if not isinstance(v, list) else v for k, v in result.items()}
 
 
-def score_on_test(model: nn.Module, data_dir, *, image_size: int, metrics: MetricsConfig) -> tuple[dict, dict]:
+def score_on_test(model: nn.Module, data_dir, *, spec: InputSpec, metrics: MetricsConfig) -> tuple[dict, dict]:
     """`(test_report, predictions)` of a model on `data_dir`'s test split against the full labels."""
-    test = predict_split(model, data_dir, "test", image_size=image_size)
+    test = predict_split(model, data_dir, "test", spec=spec)
     return test_report(test["labels_full"], test["scores"], load_classes(data_dir), metrics), test
 
 
@@ -127,7 +127,7 @@ def score_model_file(path, data_dir, metrics: MetricsConfig) -> tuple[dict, dict
             f"{path}: the model predicts {len(bundle['classes']['names'])} classes that differ from the "
             f"{len(names)} classes of {data_dir}; it cannot be evaluated on this test split"
         )
-    return score_on_test(model, data_dir, image_size=bundle["image_size"], metrics=metrics)
+    return score_on_test(model, data_dir, spec=InputSpec.from_dict(bundle["input"]), metrics=metrics)
 
 
 def precision_recall_rows(labels_nc, scores_nc, groups_c, points: int = 50) -> list[dict]:

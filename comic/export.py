@@ -9,23 +9,32 @@ import torch
 from torch import nn
 
 from comic.config import Params, from_dict, to_dict
+from comic.data.transforms import InputSpec
 from comic.files import atomic_file
 from comic.models import build_model
 
-FORMAT_VERSION = 2  # 2: the prediction rule
+FORMAT_VERSION = 3  # 2: the prediction rule; 3: the input spec
 
 
 def save_model_file(
-    path: str | Path, weights: dict, params: Params, classes: dict, thresholds: list[float], *, prediction: str
+    path: str | Path,
+    weights: dict,
+    params: Params,
+    classes: dict,
+    thresholds: list[float],
+    *,
+    prediction: str,
+    spec: InputSpec,
 ) -> None:
-    """Write the model file (atomically); `prediction` is the prediction rule chosen on validation."""
+    """Write the model file (atomically); `prediction` is the prediction rule chosen on validation, `spec`
+    the trunk's input (size, normalisation), which prediction and serving reproduce."""
     bundle = {
         "format_version": FORMAT_VERSION,
         "weights": weights,
         "params": to_dict(params),
         "classes": {"names": list(classes["names"]), "train_counts": [int(c) for c in classes["train_counts"]]},
         "thresholds": [float(t) for t in thresholds],
-        "image_size": params.data.image_size,
+        "input": spec.to_dict(),
         "prediction": prediction,
     }
     # Through a file object: torch names the archive inside after a path, and the temporary one is random.
@@ -45,7 +54,7 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> tup
     if bundle.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: model file format {bundle.get('format_version')}, expected {FORMAT_VERSION}")
     params = from_dict(Params, bundle["params"])
-    model = build_model(params.model, params.balance, num_classes=len(bundle["classes"]["names"]))
+    model = build_model(params.model, params.balance, num_classes=len(bundle["classes"]["names"]), load_weights=False)
     model.load_state_dict(bundle["weights"])
     if hasattr(model, "prediction"):
         model.prediction = bundle["prediction"]

@@ -57,7 +57,7 @@ def train_loop_per_worker(config: dict) -> None:
     sink = None
     if config.get("mlflow_run_id") and ray.train.get_context().get_world_rank() == 0:
         sink = MlflowSink(config["mlflow_uri"], config["mlflow_run_id"])
-    train(params, config["data_dir"], RayReporter(), sink)
+    train(params, config["data_dir"], RayReporter(), sink, features_dir=config.get("features_dir"))
 
 
 # The params sections a training run depends on; tracking, tuning and registration settings do not change
@@ -104,16 +104,18 @@ def build_trainer(
     *,
     run_config: RunConfig,
     mlflow: tuple[str, str] | None,
+    features_dir: str | Path | None = None,
     cpus_per_worker: float = 1.0,
 ) -> TorchTrainer:
     """A `TorchTrainer` of `params.train.num_workers` workers running `train_loop_per_worker`; `mlflow` is
-    (tracking URI, run id) for rank 0's per-epoch metrics."""
+    (tracking URI, run id) for rank 0's per-epoch metrics, `features_dir` a frozen trunk's cached features."""
     gpu = {"GPU": 1} if params.train.use_gpu else {}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "params": to_dict(params),
             "data_dir": str(Path(data_dir).resolve()),
+            "features_dir": str(Path(features_dir).resolve()) if features_dir else None,
             "mlflow_uri": mlflow[0] if mlflow else None,
             "mlflow_run_id": mlflow[1] if mlflow else None,
         },
@@ -138,6 +140,7 @@ def fit(
     storage_path: str | Path,
     name: str,
     mlflow: tuple[str, str] | None = None,
+    features_dir: str | Path | None = None,
     max_failures: int = 2,
 ):
     """Train with Ray Train; returns the `ray.train.Result` (its checkpoint is the last epoch's)."""
@@ -147,4 +150,4 @@ def fit(
         failure_config=FailureConfig(max_failures=max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=2),
     )
-    return build_trainer(params, data_dir, run_config=run_config, mlflow=mlflow).fit()
+    return build_trainer(params, data_dir, run_config=run_config, mlflow=mlflow, features_dir=features_dir).fit()

@@ -44,11 +44,11 @@ class ComicModel(mlflow.pyfunc.PythonModel):
         self.load(context.artifacts[MODEL_ARTIFACT])
 
     def load(self, model_path: str | Path) -> ComicModel:
-        from comic.data.transforms import build_transform
+        from comic.data.transforms import InputSpec, build_transform
         from comic.export import load_model_file
 
         self.model, self.bundle = load_model_file(model_path)
-        self.transform = build_transform(False, self.bundle["image_size"])
+        self.transform = build_transform(False, InputSpec.from_dict(self.bundle["input"]))
         return self
 
     @property

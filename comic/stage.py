@@ -19,6 +19,7 @@ PATHS = {
     "out": "the stage's output (a dataset folder: {train,val,test}.parquet and classes.json)",
     "tile_bank": "tile bank (.npz) of the embedded benchmark",
     "data": "dataset folder: classes.json and the split files",
+    "features": "cached trunk features of a frozen backbone (the embed stage's folder)",
     "model": "the model file (models/model.pt)",
     "run": "the train stage's run record: MLflow run and logged model (JSON)",
     "history": "per-epoch training history (CSV, a DVC plot)",

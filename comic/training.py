@@ -27,14 +27,15 @@ from comic.config import Params
 from comic.data.dataset import MultiLabelDataset
 from comic.data.samplers import ClassAwareSampler, InstanceSampler
 from comic.data.store import load_classes
-from comic.data.transforms import build_transform, seed_worker
+from comic.data.transforms import InputSpec, build_transform, seed_worker
 from comic.device import worker_device
 from comic.engine import build_objective, build_optimizer, build_scheduler, loss_table, seed_everything, train_step
 from comic.evaluation import evaluate, predict_split
 from comic.export import save_model_file
+from comic.features import FeatureDataset, check_cache
 from comic.history import SELECTED, progress_line, trailing_mean, write_history
 from comic.metrics import choose_thresholds
-from comic.models import build_model
+from comic.models import build_model, input_spec
 from comic.tracking import MetricSink
 
 
@@ -92,11 +93,23 @@ class RunData:
     val_sampler: InstanceSampler
 
 
-def load_run_data(data_dir: str | Path, *, image_size: int, seed: int, class_aware: bool, rebalanced: bool) -> RunData:
+def load_run_data(
+    data_dir: str | Path,
+    *,
+    spec: InputSpec,
+    seed: int,
+    class_aware: bool,
+    rebalanced: bool,
+    features_dir: str | Path | None = None,
+) -> RunData:
     """This rank's data: the instance stream (class-aware sampled with `class_aware`), the re-balanced stream
-    of COMIC's tail branch when `rebalanced`, and validation."""
-    train = MultiLabelDataset(data_dir, "train", build_transform(True, image_size))
-    val = MultiLabelDataset(data_dir, "val", build_transform(False, image_size))
+    of COMIC's tail branch when `rebalanced`, and validation; the cached trunk features of `features_dir`
+    in place of the images when given (a frozen trunk, `comic.features`)."""
+    if features_dir is not None:
+        train, val = FeatureDataset(features_dir, data_dir, "train"), FeatureDataset(features_dir, data_dir, "val")
+    else:
+        train = MultiLabelDataset(data_dir, "train", build_transform(True, spec))
+        val = MultiLabelDataset(data_dir, "val", build_transform(False, spec))
     shard = {"num_replicas": distributed.world_size(), "rank": distributed.rank()}
     if class_aware:
         instance = ClassAwareSampler(train.labels_observed, seed=seed, **shard)
@@ -146,22 +159,33 @@ def _gather_rng() -> list[dict]:
 
 
 def train(
-    params: Params, data_dir: str | Path, reporter: Reporter, sink: MetricSink | None = None, verbose: bool = True
+    params: Params,
+    data_dir: str | Path,
+    reporter: Reporter,
+    sink: MetricSink | None = None,
+    verbose: bool = True,
+    features_dir: str | Path | None = None,
 ) -> dict:
     """Train for `params.train.epochs`, resuming from the reporter's checkpoint if there is one; rank 0
-    prints one progress line per epoch when `verbose`. Returns the last epoch's metrics (the same on
-    every rank)."""
+    prints one progress line per epoch when `verbose`. With a frozen trunk, `features_dir` holds its cached
+    features (the embed stage). Returns the last epoch's metrics (the same on every rank)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     settings = params.train
     device = worker_device(settings.use_gpu)
     seed_everything(params.seed + distributed.rank())
     comic = params.model.name == "comic"
+    spec = input_spec(params.model, params.data.image_size)
+    if params.model.freeze_backbone:
+        if features_dir is None:
+            raise ValueError("model.freeze_backbone trains on cached trunk features: pass the embed stage's folder")
+        check_cache(features_dir, params.model, spec)
     data = load_run_data(
         data_dir,
-        image_size=params.data.image_size,
+        spec=spec,
         seed=params.seed,
         class_aware=not comic and settings.sampler == "class_aware",
         rebalanced=comic,
+        features_dir=features_dir if params.model.freeze_backbone else None,
     )
     num_classes = len(data.classes["names"])
 
@@ -181,7 +205,11 @@ def train(
         cooccurrence=torch.tensor(data.classes["cooccurrence"]) if "cooccurrence" in data.classes else None,
     ).to(device)
     optimizer = build_optimizer(
-        model, lr=settings.lr, weight_decay=settings.weight_decay, classifier_lr_scale=settings.classifier_lr_scale
+        model,
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        classifier_lr_scale=settings.classifier_lr_scale,
+        backbone_lr_scale=settings.backbone_lr_scale,
     )
     scheduler = build_scheduler(optimizer, schedule=settings.schedule, epochs=settings.epochs)
     candidates = selection_candidates(params)
@@ -220,7 +248,8 @@ def train(
         for sampler in (data.instance, data.rebalanced):
             if sampler is not None:
                 sampler.set_epoch(epoch)
-        data.train.transform.set_random_seed(params.seed * 100_003 + epoch * 1_009 + distributed.rank())
+        if isinstance(data.train, MultiLabelDataset):  # cached features have no augmentation to seed
+            data.train.transform.set_random_seed(params.seed * 100_003 + epoch * 1_009 + distributed.rank())
         started, images = time.perf_counter(), 0
         steps = []
         for batches in _batches(data, batch_size, device):
@@ -301,12 +330,15 @@ def finish_training(params: Params, data_dir, checkpoint_dir: Path, model_path, 
     state, best_weights = checkpoint.load(checkpoint_dir)
     progress = state[checkpoint.PROGRESS]
     classes = load_classes(data_dir)
-    model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
+    model = build_model(params.model, params.balance, num_classes=len(classes["names"]), load_weights=False)
     model.load_state_dict(best_weights)
     if hasattr(model, "prediction"):
         model.prediction = progress["best_view"]
-    val = predict_split(model, data_dir, "val", image_size=params.data.image_size)
+    spec = input_spec(params.model, params.data.image_size)
+    val = predict_split(model, data_dir, "val", spec=spec)
     thresholds = choose_thresholds(val["labels_observed"], val["scores"], default=params.metrics.decision_threshold)
-    save_model_file(model_path, best_weights, params, classes, thresholds.tolist(), prediction=progress["best_view"])
+    save_model_file(
+        model_path, best_weights, params, classes, thresholds.tolist(), prediction=progress["best_view"], spec=spec
+    )
     write_history(history_path, progress["history"])
     return progress

@@ -87,7 +87,7 @@ def trainable(config: dict, setup: dict) -> None:
     if setup["workers_per_trial"] == 0:
         torch_threads = max(1, int(setup.get("cpus_per_trial", 1)))
         os.environ["OMP_NUM_THREADS"] = str(torch_threads)
-        train(params, setup["data_dir"], TuneReporter(), sink, verbose=False)
+        train(params, setup["data_dir"], TuneReporter(), sink, verbose=False, features_dir=setup["features_dir"])
     else:
         _train_distributed(params, setup, sink)
     if sink is not None:
@@ -106,7 +106,12 @@ def _train_distributed(params: Params, setup: dict, sink) -> None:
     params = override(params, {"train.num_workers": setup["workers_per_trial"]})
     mlflow = (sink.uri, sink.run_id) if sink else None
     trainer = build_trainer(
-        params, setup["data_dir"], run_config=run_config, mlflow=mlflow, cpus_per_worker=setup["cpus_per_worker"]
+        params,
+        setup["data_dir"],
+        run_config=run_config,
+        mlflow=mlflow,
+        features_dir=setup["features_dir"],
+        cpus_per_worker=setup["cpus_per_worker"],
     )
     trainer.fit()
 
@@ -169,8 +174,10 @@ def run_search(
     storage_path: str | Path,
     name: str,
     mlflow: tuple[str, str, str] | None = None,
+    features_dir: str | Path | None = None,
 ) -> SearchResult:
-    """Run the search described by `params.tune`; Ray must be initialised."""
+    """Run the search described by `params.tune`; Ray must be initialised. `features_dir`: a frozen trunk's
+    cached features (the embed stage)."""
     settings = params.tune
     storage = storage_uri(storage_path)
     distributed = settings.workers_per_trial > 0
@@ -179,6 +186,7 @@ def run_search(
     setup = {
         "base": to_dict(params),
         "data_dir": str(Path(data_dir).resolve()),
+        "features_dir": str(Path(features_dir).resolve()) if features_dir else None,
         "epochs": params.trial_epochs,
         "workers_per_trial": settings.workers_per_trial,
         "cpus_per_trial": settings.cpus_per_trial,

@@ -10,11 +10,13 @@ stages track the keys they read), so a valid change reruns only the stages that 
 from comic import stage
 from comic.config import load_params
 from comic.files import write_text
+from comic.models.backbones import check_name
 
 
 def main() -> None:
     args = stage.arguments(__doc__, "out")
-    load_params(args.params)
+    params = load_params(args.params)
+    check_name(params.model.backbone)
     write_text(args.out, f"{args.params} passed comic.config.load_params\n")
 
 

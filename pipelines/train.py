@@ -1,8 +1,9 @@
 """DVC stage `train`: Ray Train DDP training, tracked in MLflow; writes the best model, the history and
 the run record (which MLflow run and logged pyfunc the model file is; the register stage reads it).
 
-    python pipelines/train.py --data data/plt --model models/model.pt --run models/run.json \
-        --history reports/train_history.csv --storage ray_results --tuned reports/tune/applied.yaml
+    python pipelines/train.py --data data/plt --features data/features --model models/model.pt \
+        --run models/run.json --history reports/train_history.csv --storage ray_results \
+        --tuned reports/tune/applied.yaml
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from comic import stage
 from comic.config import apply_file, flatten, load_params
 from comic.data.store import read_split
 from comic.files import file_sha256
+from comic.models.backbones import weights_sha256
 from comic.ray_train import fit, init_ray, run_name
 from comic.serving import log_pyfunc
 from comic.tracking import RunRecord, data_version, git_commit, run_status, start_run, tracking_uri
@@ -20,19 +22,29 @@ from comic.training import finish_training
 
 
 def main() -> None:
-    args = stage.arguments(__doc__, "data", "model", "run", "history", "storage", "tuned")
+    args = stage.arguments(__doc__, "data", "features", "model", "run", "history", "storage", "tuned")
     params = apply_file(load_params(args.params), args.tuned)
     version = data_version()
     name = run_name(params, version)
     uri = tracking_uri(params.tracking.uri)
+    model = params.model
+    sha = weights_sha256(model.backbone, pretrained=model.pretrained, pretrained_path=model.pretrained_path)
     tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
+    tags["model.weights_sha256"] = sha or "none (random or downloaded)"
     run_id = start_run(uri, params.tracking.experiment, name, flatten(params), tags)
     print(f"training run {name} (MLflow run {run_id} at {uri})", flush=True)
 
     with run_status(uri, run_id):
         init_ray(num_cpus=max(2, params.train.num_workers))
         try:
-            result = fit(params, args.data, storage_path=args.storage, name=name, mlflow=(uri, run_id))
+            result = fit(
+                params,
+                args.data,
+                storage_path=args.storage,
+                name=name,
+                mlflow=(uri, run_id),
+                features_dir=args.features,
+            )
         finally:
             ray.shutdown()
         if result.error is not None:

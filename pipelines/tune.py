@@ -1,6 +1,6 @@
 """DVC stage `tune`: Ray Tune search of the method parameters on the validation split.
 
-    python pipelines/tune.py --data data/plt --best reports/tune/best_params.yaml \
+    python pipelines/tune.py --data data/plt --features data/features --best reports/tune/best_params.yaml \
         --trials reports/tune/trials.csv --storage ray_results
 """
 
@@ -16,7 +16,7 @@ from comic.tune_results import write_outputs
 
 
 def main() -> None:
-    args = stage.arguments(__doc__, "data", "best", "trials", "storage")
+    args = stage.arguments(__doc__, "data", "features", "best", "trials", "storage")
     params = load_params(args.params)
     version = data_version()
     name = run_name(params, version, prefix="tune", extra=("tune",))
@@ -29,7 +29,12 @@ def main() -> None:
         init_for_search(params)
         try:
             result = run_search(
-                params, args.data, storage_path=args.storage, name=name, mlflow=(uri, parent, experiment_id)
+                params,
+                args.data,
+                storage_path=args.storage,
+                name=name,
+                mlflow=(uri, parent, experiment_id),
+                features_dir=args.features,
             )
         finally:
             ray.shutdown()

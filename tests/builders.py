@@ -8,7 +8,7 @@ from comic.config import BalanceConfig, CorrectionConfig, MfmConfig, ModelConfig
 from comic.engine import build_objective
 from comic.losses import MFM, LabelCorrector
 from comic.metrics import shot_groups
-from comic.models import HTBModel, build_backbone
+from comic.models import HTBModel, build_backbone, build_model
 
 
 def objective(params: Params, *, class_counts, num_samples: int):
@@ -37,13 +37,14 @@ def mfm(class_counts, **overrides) -> MFM:
     return MFM(torch.as_tensor(class_counts, dtype=torch.float32), **{**dataclasses.asdict(MfmConfig()), **overrides})
 
 
-def htb(backbone: str, num_classes: int, **overrides) -> HTBModel:
-    balance = dataclasses.asdict(BalanceConfig())
-    kwargs = {k: balance[k] for k in ("shared_backbone", "rho", "eta", "momentum", "alpha", "branch_logits")}
-    kwargs["prediction"] = "balanced"
-    return HTBModel(backbone, num_classes, **{"pretrained_path": None, "norm": "batch", **kwargs, **overrides})
+def htb(backbone: str, num_classes: int, **balance_overrides) -> HTBModel:
+    """The COMIC model on `backbone` with the default balancer and `balance_overrides`."""
+    balance = dataclasses.replace(BalanceConfig(), **balance_overrides)
+    return build_model(ModelConfig(name="comic", backbone=backbone), balance, num_classes=num_classes)
 
 
 def backbone(name: str, **overrides):
+    """`(module, feature_dim, weights)` of `build_backbone` with the default model settings."""
     model = ModelConfig()
-    return build_backbone(name, **{"pretrained_path": model.pretrained_path, "norm": model.norm, **overrides})
+    kwargs = {"pretrained": False, "pretrained_path": model.pretrained_path, "norm": model.norm}
+    return build_backbone(name, **{**kwargs, **overrides})

@@ -100,19 +100,20 @@ def test_every_branch_gets_a_gradient_from_a_training_step():
     assert all(p.grad is not None for name, p in model.named_parameters()), "unused parameters break DDP"
 
 
-@pytest.mark.parametrize("name,dim", [("small_cnn", 256), ("resnet18", 512)])
+@pytest.mark.parametrize("name,dim", [("small_cnn", 256), ("resnet18", 512), ("efficientnet_lite0", 1280)])
 def test_backbones_map_images_to_features_without_downloading(name, dim):
-    module, feature_dim = build_backbone(name)
-    assert feature_dim == dim
+    module, feature_dim, weights = build_backbone(name)
+    assert feature_dim == dim and weights.source == "random"
     assert module(torch.randn(2, 3, 64, 64)).shape == (2, dim)
 
 
 def test_pretrained_weights_load_from_a_local_file_and_a_missing_file_is_a_clear_error(tmp_path):
-    source, _ = build_backbone("resnet18")
+    source, _, _ = build_backbone("resnet18")
     path = tmp_path / "r18.pt"
     torch.save(source.state_dict(), path)
-    loaded, _ = build_backbone("resnet18", pretrained_path=str(path))
+    loaded, _, weights = build_backbone("resnet18", pretrained_path=str(path))
     torch.testing.assert_close(loaded.conv1.weight, source.conv1.weight)
+    assert weights.source == f"file:{path}" and len(weights.sha256) == 64
     with pytest.raises(FileNotFoundError, match="pretrained_path"):
         build_backbone("resnet18", pretrained_path=str(tmp_path / "absent.pt"))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 from comic.config import BalanceConfig, ModelConfig
-from comic.models.backbones import BACKBONES, build_backbone
+from comic.data.transforms import InputSpec
+from comic.models.backbones import BUILTIN, FrozenTrunk, Weights, build_backbone, normalisation
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
 from comic.models.htb import HTB_BRANCHES, HTB_VIEWS, HTBModel, HTBOutput, SingleHeadModel
 
@@ -13,23 +16,40 @@ from comic.models.htb import HTB_BRANCHES, HTB_VIEWS, HTBModel, HTBOutput, Singl
 BRANCHES = {"comic": HTB_BRANCHES, "single": ("single",)}
 
 
-def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int) -> nn.Module:
-    if model.name == "single":
-        return SingleHeadModel(
+def input_spec(model: ModelConfig, image_size: int) -> InputSpec:
+    """The trunk's input: `model.input_size` (else the data's image size) with its backbone's normalisation."""
+    mean, std = normalisation(model.backbone)
+    return InputSpec(model.input_size or image_size, mean, std)
+
+
+def trunk_factory(model: ModelConfig, load_weights: bool = True) -> Callable[[], tuple[nn.Module, int]]:
+    """What builds one trunk of `model`: its backbone with its weights (random when not `load_weights`:
+    a model file brings its own), frozen if `freeze_backbone`."""
+
+    def make() -> tuple[nn.Module, int]:
+        module, dim, _ = build_backbone(
             model.backbone,
-            num_classes,
-            pretrained_path=model.pretrained_path,
+            pretrained=model.pretrained and load_weights,
+            pretrained_path=model.pretrained_path if load_weights else None,
             norm=model.norm,
-            classifier=model.classifier,
-            rho=balance.rho,
-            eta=balance.eta,
         )
+        return (FrozenTrunk(module) if model.freeze_backbone else module), dim
+
+    return make
+
+
+def build_model(
+    model: ModelConfig, balance: BalanceConfig, *, num_classes: int, load_weights: bool = True
+) -> nn.Module:
+    """The model `model.name`; `load_weights: false` skips the trunk's pretrained weights (for a model whose
+    state_dict is loaded next: no download, no wheel)."""
+    make_trunk = trunk_factory(model, load_weights)
+    if model.name == "single":
+        return SingleHeadModel(make_trunk, num_classes, classifier=model.classifier, rho=balance.rho, eta=balance.eta)
     if model.name == "comic":
         return HTBModel(
-            model.backbone,
+            make_trunk,
             num_classes,
-            pretrained_path=model.pretrained_path,
-            norm=model.norm,
             shared_backbone=balance.shared_backbone,
             rho=balance.rho,
             eta=balance.eta,
@@ -42,7 +62,9 @@ def build_model(model: ModelConfig, balance: BalanceConfig, *, num_classes: int)
 
 
 __all__ = [
-    "BACKBONES",
+    "BUILTIN",
+    "FrozenTrunk",
+    "Weights",
     "BRANCHES",
     "AdditiveAttention",
     "CosineClassifier",
@@ -53,5 +75,7 @@ __all__ = [
     "SingleHeadModel",
     "build_backbone",
     "build_model",
+    "input_spec",
+    "trunk_factory",
     "learning_effect",
 ]

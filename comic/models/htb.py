@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from comic.distributed import all_reduce_mean
-from comic.models.backbones import build_backbone
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
 
 HTB_BRANCHES = ("head", "balanced", "tail")
@@ -35,8 +35,8 @@ HTB_VIEWS = ("balanced", "unfused", "head", "tail", "mean")
 
 
 class HTBModel(nn.Module):
-    """Head, balanced and tail branches, each a backbone (or a shared trunk plus a per-branch neck) and a
-    cosine classifier. Head and tail logits come plain (z) and as learning-effect views (ẑ) of their
+    """Head, balanced and tail branches, each a trunk from `make_trunk` (or one shared trunk plus a per-branch
+    neck) and a cosine classifier. Head and tail logits come plain (z) and as learning-effect views (ẑ) of their
     features; the balanced features are fused with the head and tail features (detached) by additive
     attention: f_b <- f_b + Attn(f_b, [f_h, f_t]). `branch_logits` says which of z, ẑ the head and tail
     branches predict with (what their main loss trains); `prediction` is the view `predict` returns.
@@ -46,11 +46,9 @@ class HTBModel(nn.Module):
 
     def __init__(
         self,
-        backbone: str,
+        make_trunk: Callable[[], tuple[nn.Module, int]],
         num_classes: int,
         *,
-        pretrained_path: str | None,
-        norm: str,
         shared_backbone: bool,
         rho: float,
         eta: float,
@@ -67,12 +65,12 @@ class HTBModel(nn.Module):
         self.shared_backbone, self.alpha = shared_backbone, alpha
         self.branch_logits, self.prediction = branch_logits, prediction
         if shared_backbone:
-            self.trunk, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
+            self.trunk, dim = make_trunk()
             self.necks = nn.ModuleDict(
                 {b: nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()) for b in HTB_BRANCHES}
             )
         else:
-            built = {b: build_backbone(backbone, pretrained_path=pretrained_path, norm=norm) for b in HTB_BRANCHES}
+            built = {b: make_trunk() for b in HTB_BRANCHES}
             self.backbones = nn.ModuleDict({b: module for b, (module, _) in built.items()})
             dim = built["head"][1]
         self.classifiers = nn.ModuleDict(
@@ -149,17 +147,15 @@ class SingleHeadModel(nn.Module):
 
     def __init__(
         self,
-        backbone: str,
+        make_trunk: Callable[[], tuple[nn.Module, int]],
         num_classes: int,
         *,
-        pretrained_path: str | None,
-        norm: str,
         classifier: str,
         rho: float,
         eta: float,
     ):
         super().__init__()
-        self.backbone, dim = build_backbone(backbone, pretrained_path=pretrained_path, norm=norm)
+        self.backbone, dim = make_trunk()
         if classifier == "linear":
             self.classifier: nn.Module = nn.Linear(dim, num_classes)
         elif classifier == "cosine":

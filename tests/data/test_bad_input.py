@@ -9,7 +9,7 @@ import pytest
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import read_split, write_split
 from comic.data.tiles import TILE_BANK_PATH
-from comic.data.transforms import build_transform
+from comic.data.transforms import InputSpec, build_transform
 
 from .conftest import run_data_stages, run_stage, write_params
 from .formats import COCO_TEST, COCO_TRAIN, write_coco, write_comic_json
@@ -50,7 +50,7 @@ def test_corrupt_image_bytes_in_a_split_fail_naming_the_split_file_row_and_id(tm
     images = list(table.images)
     images[2] = b"garbage"
     write_split(tmp_path, table.replace(images=images))
-    dataset = MultiLabelDataset(tmp_path, "val", build_transform(False, 36))
+    dataset = MultiLabelDataset(tmp_path, "val", build_transform(False, InputSpec(36)))
     match = rf"val\.parquet: row 2 \(id {table.ids[2]}\): image does not decode"
     with pytest.raises(ValueError, match=match):
         dataset[2]

@@ -6,12 +6,12 @@ import torch
 
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import load_classes, read_split
-from comic.data.transforms import MEAN, STD, build_transform, seed_worker
+from comic.data.transforms import MEAN, STD, InputSpec, build_transform, seed_worker
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_items_are_normalised_rgb_tensors_with_both_label_vectors(plt_dir, split):
-    transform = build_transform(train=split == "train", image_size=32, seed=0)
+    transform = build_transform(split == "train", InputSpec(32), seed=0)
     dataset = MultiLabelDataset(plt_dir, split, transform)
     item = dataset[3]
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
@@ -38,22 +38,22 @@ def test_classes_json_has_observed_training_counts_and_shot_groups(plt_dir):
 
 
 def test_eval_transform_is_deterministic_and_train_transform_is_seeded(plt_dir):
-    image = MultiLabelDataset(plt_dir, "test", build_transform(False, 36)).decode(0)
+    image = MultiLabelDataset(plt_dir, "test", build_transform(False, InputSpec(36))).decode(0)
     assert image.shape == (36, 36, 3) and image.dtype == np.uint8
-    assert torch.equal(build_transform(False, 36)(image), build_transform(False, 36)(image))
-    a, b = build_transform(True, 36, seed=1), build_transform(True, 36, seed=1)
+    assert torch.equal(build_transform(False, InputSpec(36))(image), build_transform(False, InputSpec(36))(image))
+    a, b = build_transform(True, InputSpec(36), seed=1), build_transform(True, InputSpec(36), seed=1)
     assert torch.equal(a(image), b(image))
-    assert not torch.equal(a(image), build_transform(True, 36, seed=2)(image))
+    assert not torch.equal(a(image), build_transform(True, InputSpec(36), seed=2)(image))
 
 
 def test_a_dataloader_batches_items(plt_dir):
-    dataset = MultiLabelDataset(plt_dir, "train", build_transform(True, 36, seed=0))
+    dataset = MultiLabelDataset(plt_dir, "train", build_transform(True, InputSpec(36), seed=0))
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
     assert batch["image"].shape == (4, 3, 36, 36) and batch["labels_observed"].shape == (4, 20)
 
 
 def test_seed_worker_gives_each_dataloader_worker_its_own_augmentation_stream(plt_dir, monkeypatch):
-    dataset = MultiLabelDataset(plt_dir, "train", build_transform(True, 36, seed=0))
+    dataset = MultiLabelDataset(plt_dir, "train", build_transform(True, InputSpec(36), seed=0))
     image = dataset.decode(0)
     outputs = []
     for worker_seed in (11, 12):

@@ -102,3 +102,26 @@ def test_resuming_from_a_planted_checkpoint_stops_the_run_before_it_runs(tiny_da
     with pytest.raises(checkpoint.CheckpointError, match="refused"):
         train(params, tiny_data, LocalReporter(tmp_path))
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("model", ["single", "comic"])
+def test_a_frozen_pretrained_trunk_trains_on_cached_features_and_its_model_file_takes_images(
+    tiny_data, tmp_path, model
+):
+    from comic.evaluation import score_model_file
+    from comic.features import embed
+    from comic.models import input_spec
+    from comic.training import finish_training
+
+    pytest.importorskip("timm")
+    frozen = {"model.backbone": "efficientnet_lite0", "model.pretrained": True, "model.freeze_backbone": True}
+    frozen |= {"model.input_size": 32, "balance.shared_backbone": True, "model.name": model}
+    params = override(Params(), {**TINY, "train.epochs": 2, **frozen})
+    embed(params.model, input_spec(params.model, params.data.image_size), tiny_data, tmp_path / "features")
+    reporter = LocalReporter(tmp_path / "run")
+    train(params, tiny_data, reporter, features_dir=tmp_path / "features")
+    with pytest.raises(ValueError, match="cached trunk features"):
+        train(params, tiny_data, LocalReporter(tmp_path / "other"))
+    finish_training(params, tiny_data, tmp_path / "run" / "checkpoint", tmp_path / "m.pt", tmp_path / "h.csv")
+    report, _ = score_model_file(tmp_path / "m.pt", tiny_data, params.metrics)  # images through the trunk
+    assert 0 <= report["mAP"] <= 100 and len(reporter.history) == 2
