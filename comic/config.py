@@ -496,11 +496,6 @@ class Params:
             raise ValueError(
                 f"tune.grace_period ({self.tune.grace_period}) must not exceed tune.epochs ({self.trial_epochs})"
             )
-        if self.correction.weight > 0 and self.tune.grace_period <= self.correction.start_epoch:
-            raise ValueError(
-                f"tune.grace_period ({self.tune.grace_period}) must exceed correction.start_epoch "
-                f"({self.correction.start_epoch}): ASHA would stop trials before their corrector switches on"
-            )
         if self.loss.mfm.gamma_neg_pn < self.loss.mfm.gamma_pos_pn:
             raise ValueError("loss.mfm.gamma_neg_pn must be >= loss.mfm.gamma_pos_pn (docs/method.md, Modification)")
         if self.model.freeze_backbone and not (self.model.pretrained or self.model.pretrained_path):
@@ -532,8 +527,14 @@ def inert_keys(params: Params) -> list[str]:
 
 
 def check_search_space(params: Params) -> None:
-    """Every `tune.space` key is a params key that acts for this model and loss, and every value the search
-    can draw (low, high, each choice) is valid for it; errors name the key."""
+    """The search can work: ASHA lets trials correct before it stops them, every `tune.space` key is a
+    params key that acts for this model and loss, and every value the search can draw (low, high, each
+    choice) is valid for it; errors name the key."""
+    if params.correction.weight > 0 and params.tune.grace_period <= params.correction.start_epoch:
+        raise ValueError(
+            f"tune.grace_period ({params.tune.grace_period}) must exceed correction.start_epoch "
+            f"({params.correction.start_epoch}): ASHA would stop trials before their corrector switches on"
+        )
     inert = inert_keys(params)
     for key, dim in params.tune.space.items():
         where = f"tune.space.{key}"
