@@ -79,9 +79,28 @@ def full_label_copy(data_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_one(job: tuple[str, int, str, int, dict, dict]) -> dict:
-    """Train one config and seed; score the selected, last and last-five epochs on test."""
-    name, seed, data_dir, epochs, base, updates = job
+def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, str]) -> str | None:
+    """The trunk features of a frozen backbone for `data_dir` (computed once, like the embed stage), or None."""
+    from comic.config import Params, from_dict, override
+    from comic.features import embed
+    from comic.models import input_spec
+
+    params = override(from_dict(Params, base), updates)
+    if not params.model.freeze_backbone:
+        return None
+    key = json.dumps([data_dir, params.model.backbone, params.model.pretrained, params.model.pretrained_path,
+                      params.model.input_size, params.data.image_size])  # fmt: skip
+    if key not in made:
+        folder = Path(tempfile.mkdtemp(prefix="comic-features-")) / "features"
+        embed(params.model, input_spec(params.model, params.data.image_size), data_dir, folder)
+        made[key] = str(folder)
+    return made[key]
+
+
+def run_one(job: tuple) -> dict:
+    """Train one config and seed (job: name, seed, data folder, epochs, base params, overrides, and the
+    cached trunk features of a frozen backbone or None); score the selected, last and last-five epochs."""
+    name, seed, data_dir, epochs, base, updates, features_dir = job
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
@@ -107,7 +126,7 @@ def run_one(job: tuple[str, int, str, int, dict, dict]) -> dict:
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         reporter = KeepLast(Path(folder))
-        train(params, data_dir, reporter)
+        train(params, data_dir, reporter, verbose=False, features_dir=features_dir)
         state, best = checkpoint.load(Path(folder) / "checkpoint")
     progress = state[checkpoint.PROGRESS]
     from comic.data.store import load_classes
@@ -292,6 +311,7 @@ def main() -> None:
     runs: list[dict] = json.loads(out.read_text())["runs"] if out.is_file() else []
     done = {(r["config"], r["seed"]) for r in runs if r["epochs"] == args.epochs}
     full = None
+    features: dict[str, str] = {}  # one cache per data folder and trunk, as the embed stage makes it
     jobs = []
     for seed in args.seeds:
         for name in args.configs:
@@ -301,7 +321,10 @@ def main() -> None:
             if name.endswith("_full") and full is None:
                 full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
             folder = str(full if name.endswith("_full") else data)
-            jobs.append((label, seed, folder, args.epochs, base, {**CONFIGS[name], **updates}))
+            config = {**CONFIGS[name], **updates}
+            jobs.append(
+                (label, seed, folder, args.epochs, base, config, cached_features(base, config, folder, features))
+            )
     command = "PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
