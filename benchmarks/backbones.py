@@ -20,7 +20,7 @@ import time
 import torch
 
 from comic.config import Params, override
-from comic.engine import build_objective, build_optimizer, seed_everything, train_step
+from comic.engine import build_optimizer, objective_for, seed_everything, train_step
 from comic.models import build_model
 
 BACKBONES = ("small_cnn", "resnet18", "resnet50", "efficientnet_lite0")
@@ -57,11 +57,8 @@ def measure(backbone: str, mode: str, args) -> dict:
     shape = (dim,) if mode == "frozen, cached" else (3, args.input_size, args.input_size)
     batches = {s: batch(args.batch, shape, 20, generator) for s in ("instance", "rebalanced")}
     counts = (batches["instance"]["labels_observed"].sum(0) + 1) * 10
-    loss = build_objective(
-        model_name="comic",
-        loss=params.loss,
-        correction=params.correction,
-        balance=params.balance,
+    loss = objective_for(
+        params,
         class_counts=counts,
         num_samples=1000,
         groups=["many"] * 5 + ["medium"] * 10 + ["few"] * 5,

@@ -59,7 +59,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from comic.config import BalanceConfig, ModelConfig, Params, flatten, override
 from comic.device import autocast
-from comic.engine import Objective, build_objective, build_optimizer, seed_everything, train_step
+from comic.engine import Objective, build_optimizer, objective_for, seed_everything, train_step
 from comic.metrics import shot_groups
 from comic.models import FrozenTrunk, HTBModel, build_model, trunk_factory
 
@@ -237,11 +237,8 @@ def comic_parts(
         model = build_model(params.model, params.balance, num_classes=args.classes)
     model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
     counts = long_tailed_counts(args.classes)
-    objective = build_objective(
-        model_name="comic",
-        loss=params.loss,
-        correction=params.correction,
-        balance=params.balance,
+    objective = objective_for(
+        params,
         class_counts=counts,
         num_samples=NUM_SAMPLES,
         groups=shot_groups(counts.numpy(), params.metrics.many_threshold, params.metrics.few_threshold).tolist(),

@@ -80,7 +80,7 @@ def load_tensors(path: str | Path, map_location: str | torch.device = "cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(err))
+        found = re.search(r"(?i:unsupported)(?: global:)? GLOBAL [\w.]+", str(err))
         if found is None:
             raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or not a torch file)") from None
         raise CheckpointError(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from comic.config import BalanceConfig, CorrectionConfig, LossConfig
+from comic.config import BalanceConfig, CorrectionConfig, LossConfig, Params
 from comic.device import autocast, to_device, unwrap
 from comic.distributed import all_reduce_mean, all_reduce_mean_each, all_reduce_sum
 from comic.losses import (
@@ -310,6 +310,20 @@ def build_objective(
         splc_start_epoch=loss.splc.start_epoch,
         class_counts=counts,
         groups_c=torch.tensor([GROUPS.index(g) for g in groups]),
+    )
+
+
+def objective_for(params: Params, *, class_counts: Tensor, num_samples: int, groups: list[str], cooccurrence=None):
+    """`build_objective` with the model, loss, correction and balance sections of `params`."""
+    return build_objective(
+        model_name=params.model.name,
+        loss=params.loss,
+        correction=params.correction,
+        balance=params.balance,
+        class_counts=class_counts,
+        num_samples=num_samples,
+        groups=groups,
+        cooccurrence=cooccurrence,
     )
 
 

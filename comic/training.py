@@ -29,7 +29,7 @@ from comic.data.samplers import ClassAwareSampler, InstanceSampler
 from comic.data.store import load_classes
 from comic.data.transforms import InputSpec, build_transform, seed_worker
 from comic.device import worker_device
-from comic.engine import build_objective, build_optimizer, build_scheduler, loss_table, seed_everything, train_step
+from comic.engine import build_optimizer, build_scheduler, loss_table, objective_for, seed_everything, train_step
 from comic.evaluation import evaluate, predict_split
 from comic.export import save_model_file
 from comic.features import FeatureDataset, check_cache
@@ -194,11 +194,8 @@ def train(
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    objective = build_objective(
-        model_name=params.model.name,
-        loss=params.loss,
-        correction=params.correction,
-        balance=params.balance,
+    objective = objective_for(
+        params,
         class_counts=torch.tensor(data.classes["train_counts"], dtype=torch.float32),
         num_samples=len(data.train),
         groups=data.classes["groups"],

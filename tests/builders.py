@@ -5,7 +5,7 @@ import dataclasses
 import torch
 
 from comic.config import BalanceConfig, CorrectionConfig, MfmConfig, ModelConfig, Params
-from comic.engine import build_objective
+from comic.engine import objective_for
 from comic.losses import MFM, LabelCorrector
 from comic.metrics import shot_groups
 from comic.models import HTBModel, build_backbone, build_model
@@ -15,11 +15,8 @@ def objective(params: Params, *, class_counts, num_samples: int):
     """`build_objective` with shot groups from `class_counts` and no co-occurrence matrix."""
     counts = torch.as_tensor(class_counts, dtype=torch.float32)
     groups = shot_groups(counts.numpy(), params.metrics.many_threshold, params.metrics.few_threshold)
-    return build_objective(
-        model_name=params.model.name,
-        loss=params.loss,
-        correction=params.correction,
-        balance=params.balance,
+    return objective_for(
+        params,
         class_counts=counts,
         num_samples=num_samples,
         groups=groups.tolist(),

@@ -15,22 +15,7 @@ def build_raw(data: DataConfig, tile_bank: str | Path) -> RawDataset:
     """Training pool, test split (and the natural validation split) of `data.source`, nothing hidden yet;
     `tile_bank` serves `embedded`."""
     if data.source == "embedded":
-        return build_embedded(
-            bank=load_tile_bank(tile_bank),
-            seed=data.seed,
-            image_size=data.image_size,
-            grid=data.grid,
-            pool_size=data.pool_size,
-            max_class_count=data.max_class_count,
-            min_class_count=data.min_class_count,
-            pareto_alpha=data.pareto_alpha,
-            num_test=data.num_test,
-            min_test_positives=data.min_test_positives,
-            num_val=data.num_val if data.val_split == "natural" else 0,
-            min_val_positives=data.min_val_positives,
-            train_rows=data.label_rows.train,
-            test_rows=data.label_rows.test,
-        )
+        return build_embedded(load_tile_bank(tile_bank), data)
     real = data.real
     extra = {"class_names": real.class_names} if data.source == "comic_json" else {}
     splits, names = {}, {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from comic.config import DataConfig
 from comic.data.labels import MAX_LABELS, SceneModel, load_label_rows, longtail_subsample, pareto_targets
 from comic.data.render import render_split
 from comic.data.store import RawDataset, SplitTable, require_positives
@@ -52,25 +53,11 @@ def natural_rows(scenes: SceneModel, n: int, min_positives: int, rng: np.random.
     return rows
 
 
-def build_embedded(
-    *,
-    bank: TileBank,
-    seed: int,
-    image_size: int,
-    grid: int,
-    pool_size: int,
-    max_class_count: int,
-    min_class_count: int,
-    pareto_alpha: float,
-    num_test: int,
-    min_test_positives: int,
-    num_val: int,
-    min_val_positives: int,
-    train_rows: str | None,
-    test_rows: str | None,
-) -> RawDataset:
-    """Build the embedded training pool, test split and (`num_val` > 0) validation split, every label
-    observed (labels_observed == labels_full)."""
+def build_embedded(bank: TileBank, data: DataConfig) -> RawDataset:
+    """Build the embedded training pool, test split and (`data.val_split: natural`) validation split, every
+    label observed (labels_observed == labels_full), from the `data` section."""
+    seed, image_size, grid = data.seed, data.image_size, data.grid
+    train_rows, test_rows = data.label_rows.train, data.label_rows.test
     files = {"train": train_rows, "test": test_rows}
     given = {name: _file_rows(path, grid) for name, path in files.items() if path}
     widths = {name: rows.shape[1] for name, rows in given.items()}
@@ -87,14 +74,14 @@ def build_embedded(
     if "train" in given:
         train_labels, train_where = given["train"], train_rows
     else:
-        rows = scenes.sample(pool_size, np.random.default_rng([seed, POOL]))
-        targets = pareto_targets(num_classes, max_class_count, min_class_count, pareto_alpha)
+        rows = scenes.sample(data.pool_size, np.random.default_rng([seed, POOL]))
+        targets = pareto_targets(num_classes, data.max_class_count, data.min_class_count, data.pareto_alpha)
         train_labels = rows[longtail_subsample(rows, targets, np.random.default_rng([seed, LONGTAIL]))]
-        train_where = f"generated pool (data.pool_size={pool_size})"
+        train_where = f"generated pool (data.pool_size={data.pool_size})"
     if "test" in given:
         test_labels, test_where = given["test"], test_rows
     else:
-        test_labels = natural_rows(scenes, num_test, min_test_positives, np.random.default_rng([seed, TEST]))
+        test_labels = natural_rows(scenes, data.num_test, data.min_test_positives, np.random.default_rng([seed, TEST]))
         test_where = "generated test split"
 
     require_positives(train_labels, names, f"{train_where}, split 'train'")
@@ -103,8 +90,8 @@ def build_embedded(
     test_images = render_split(test_labels, bank.test, image_size, grid, seed, RENDER_TEST)
     train, test = _table("train", train_labels, train_images), _table("test", test_labels, test_images)
     val = None
-    if num_val > 0:
-        val_labels = natural_rows(scenes, num_val, min_val_positives, np.random.default_rng([seed, VAL]))
+    if data.val_split == "natural":
+        val_labels = natural_rows(scenes, data.num_val, data.min_val_positives, np.random.default_rng([seed, VAL]))
         val_images = render_split(val_labels, bank.train, image_size, grid, seed, RENDER_VAL)
         val = _table("val", val_labels, val_images)
     return RawDataset(train=train, test=test, names=names, val=val)

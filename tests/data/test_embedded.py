@@ -1,8 +1,10 @@
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
-from comic.config import DataConfig
+from comic.config import DataConfig, LabelRowsConfig
 from comic.data.embedded import build_embedded
 from comic.data.partial import hide_labels
 from comic.data.render import render_mosaic
@@ -11,7 +13,7 @@ from comic.metrics import shot_groups
 
 from .conftest import TINY_DATA
 
-TINY = TINY_DATA | {"seed": 0, "grid": 3, "pareto_alpha": 6.0, "test_rows": None}
+TINY = dataclasses.replace(DataConfig(), **TINY_DATA)
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -27,10 +29,10 @@ def test_the_tile_bank_has_disjoint_train_and_test_pools_of_all_twenty_classes(b
 
 
 def test_the_generated_benchmark_is_long_tailed_and_its_test_split_covers_every_class(bank):
-    raw = build_embedded(bank=bank, **TINY, train_rows=None)
+    raw = build_embedded(bank, TINY)
     train_counts = raw.train.labels_full.sum(axis=0)
     assert train_counts.min() >= 1 and train_counts.max() >= 5 * train_counts.min()
-    assert raw.test.labels_full.sum(axis=0).min() >= TINY["min_test_positives"]
+    assert raw.test.labels_full.sum(axis=0).min() >= TINY.min_test_positives
     np.testing.assert_array_equal(raw.train.labels_observed, raw.train.labels_full)
     image = decode(raw.train.images[0])
     assert image.shape == (36, 36) and image.dtype == np.uint8
@@ -45,7 +47,7 @@ def test_label_rows_from_a_file_are_used_as_given(bank, tmp_path, suffix):
         np.save(path, rows.astype(np.int64))
     else:
         np.savetxt(path, rows.astype(int), fmt="%d", delimiter=",")
-    raw = build_embedded(bank=bank, **TINY, train_rows=str(path))
+    raw = build_embedded(bank, dataclasses.replace(TINY, label_rows=LabelRowsConfig(train=str(path), test=None)))
     np.testing.assert_array_equal(raw.train.labels_full, rows.astype(np.int16))
     assert raw.names == list(CLASS_NAMES[:5])
     assert raw.test.labels_full.shape[1] == 5  # the generator follows the file's classes
@@ -67,9 +69,7 @@ def test_the_default_benchmark_v2_keeps_the_protocol_it_promises(bank):
     """Training >= 2,000 long-tailed images whose few-shot classes keep < 20 observed positives; a natural
     validation set of >= 600 images with >= 10 observed positives per class; test >= 1,200 images."""
     data = DataConfig()
-    keys = ("seed", "image_size", "grid", "pool_size", "max_class_count", "min_class_count", "pareto_alpha")
-    keys += ("num_test", "min_test_positives", "num_val", "min_val_positives")
-    raw = build_embedded(bank=bank, **{key: getattr(data, key) for key in keys}, train_rows=None, test_rows=None)
+    raw = build_embedded(bank, data)
     train = hide_labels(raw.train, data.missing_rate, data.seed)
     val = hide_labels(raw.val, data.missing_rate, data.seed)
     observed = train.labels_observed.sum(axis=0)
