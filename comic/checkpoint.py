@@ -82,7 +82,10 @@ def load_tensors(path: str | Path, map_location: str | torch.device = "cpu"):
     except pickle.UnpicklingError as err:
         found = re.search(r"(?i:unsupported)(?: global:)? GLOBAL [\w.]+", str(err))
         if found is None:
-            raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or not a torch file)") from None
+            raise CheckpointError(
+                f"{path}: refused: not a torch file of tensors and plain containers (corrupt, or a plain pickle "
+                "that could run code); delete it and retrain"
+            ) from None
         raise CheckpointError(
             f"{path}: refused: the file holds Python objects besides tensors and plain containers, and loading "
             f"it could run code ({found.group(0)}). Delete it and retrain; comic never writes such files"
