@@ -98,10 +98,11 @@ def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, st
 
 
 def run_one(job: tuple) -> dict:
-    """Train one config and seed (job: name, seed, data folder, epochs, base params, overrides, and the
-    cached trunk features of a frozen backbone or None); score the selected, last and last-five epochs."""
-    name, seed, data_dir, epochs, base, updates, features_dir = job
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    """Train one config and seed (job: name, seed, data folder, epochs, base params, overrides, the cached
+    trunk features of a frozen backbone or None, torch threads); score the selected, last and last-five
+    epochs."""
+    name, seed, data_dir, epochs, base, updates, features_dir, threads = job
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
     from comic import checkpoint
@@ -110,7 +111,7 @@ def run_one(job: tuple) -> dict:
     from comic.models import build_model, input_spec
     from comic.training import LocalReporter, train
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     params = override(from_dict(Params, base), {**updates, "seed": seed, "train.epochs": epochs})
 
     class KeepLast(LocalReporter):
@@ -298,6 +299,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides (YAML values)")
     parser.add_argument("--label", default="", help="appended to the config names of these runs")
     parser.add_argument("--reference", default="comic", help="config the paired differences are taken against")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per run (another value: other float rounding)"
+    )
     args = parser.parse_args()
 
     import yaml
@@ -322,9 +326,8 @@ def main() -> None:
                 full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
             folder = str(full if name.endswith("_full") else data)
             config = {**CONFIGS[name], **updates}
-            jobs.append(
-                (label, seed, folder, args.epochs, base, config, cached_features(base, config, folder, features))
-            )
+            features_dir = cached_features(base, config, folder, features)
+            jobs.append((label, seed, folder, args.epochs, base, config, features_dir, args.threads))
     command = "PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()

@@ -86,7 +86,7 @@ def correlation(args, base: dict) -> None:
     samples = [draw(base["tune"]["space"], rng) for _ in range(args.settings)]
     done = {r["config"] for r in result["runs"]}
     jobs = [
-        (f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample, None)
+        (f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample, None, 1)
         for i, sample in enumerate(samples)
         if f"setting{i}" not in done
     ]
@@ -144,7 +144,7 @@ def search(args, base: dict) -> None:
     done = {(r["config"], r["seed"]) for r in result["runs"]}
     data = str(Path(args.data).resolve())
     jobs = [
-        (name, seed, data, args.epochs, base, updates, None)
+        (name, seed, data, args.epochs, base, updates, None, 1)
         for seed in args.seeds
         for name, updates in (("default", {}), ("tuned", best))
         if (name, seed) not in done
