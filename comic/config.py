@@ -282,7 +282,9 @@ class CorrectionConfig:
         2, "first epoch that corrects labels (warm-up before it; the authors' code: 0)", *_non_negative
     )
     mask_recalled: bool = param(
-        False, "recalled entries leave the main loss's negative part, so it stops pushing them back down"
+        True,
+        "recalled entries leave the main loss's negative part, so it stops pushing them back down "
+        "(comic's; the paper and the authors' code: false)",
     )
 
 

@@ -81,7 +81,7 @@ def trainable(config: dict, setup: dict) -> None:
     what every trial shares (base params, data folder, epochs, resources, MLflow ids), passed once
     through `tune.with_parameters`."""
     sample = dict(config["sample"])
-    faults.before_trial(int(tune.get_context().get_trial_id().rsplit("_", 1)[-1]), sample)
+    faults.before_trial(sample)
     params = trial_params(setup["base"], sample, setup["epochs"])
     sink = _child_run(setup, sample)
     if setup["workers_per_trial"] == 0:

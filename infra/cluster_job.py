@@ -5,10 +5,13 @@
 
 It runs in the job's working dir (the submitted commit, without .git) on the Ray head node, with RAY_ADDRESS
 set by Ray. Each stage runs its `cmd` from dvc.yaml, so the cluster runs exactly what `dvc repro` runs,
-with two paths swapped for shared ones (every node must see them):
+with its paths swapped for shared ones (every node must see them):
   --storage  -> $COMIC_STORAGE_PATH (required): Ray Train/Tune checkpoints, s3://... or a shared volume
   --data     -> $COMIC_DATA_ROOT/<md5 of data/plt in dvc.lock> when COMIC_DATA_ROOT is set (a volume that
                 every node mounts); unset, workers read the job's own copy (one machine only)
+  features   -> $COMIC_DATA_ROOT/features/<job>: the frozen trunk's features (stage embed), for this job
+Before tune and train it runs the cheap stages they read: embed (features of a frozen trunk; otherwise a
+note that there are none) and, before train, apply_tuned (the searched values, when train.use_tuned).
 Other settings come from the environment: MLFLOW_TRACKING_URI (the shared server), DVC_REMOTE_URL and
 DVC_REMOTE_ENDPOINT (infra/dvc-remote.sh), COMIC_GIT_COMMIT (the commit, tagged on MLflow runs).
 """
@@ -27,12 +30,22 @@ from pathlib import Path
 import yaml
 
 DATA = "data/plt"  # the dataset every training stage reads (the output of stage drop_labels)
+FEATURES = "data/features"  # the frozen trunk's features (the output of stage embed)
 STAGES = ("tune", "train", "register")
-SHARED_ARGS = ("--storage", "--data")
+BEFORE = {"tune": ("embed",), "train": ("embed", "apply_tuned")}  # what each reads that the job must make
 
 
-def stage_command(dvc_yaml: dict, stage: str, *, storage: str, data: str) -> list[str]:
-    """The stage's dvc.yaml `cmd` as argv, with --storage and --data (where it has them) set to shared paths."""
+def plan(stages: list[str]) -> list[str]:
+    """The requested stages in order, each preceded by the stages it reads that have not run yet."""
+    done: list[str] = []
+    for stage in stages:
+        done += [s for s in (*BEFORE.get(stage, ()), stage) if s not in done]
+    return done
+
+
+def stage_command(dvc_yaml: dict, stage: str, *, storage: str, data: str, features: str = FEATURES) -> list[str]:
+    """The stage's dvc.yaml `cmd` as argv, with --storage, --data and the features folder (where it has
+    them) set to shared paths."""
     if stage not in dvc_yaml.get("stages", {}):
         raise SystemExit(f"dvc.yaml has no stage {stage!r}; stages: {sorted(dvc_yaml.get('stages', {}))}")
     argv = shlex.split(dvc_yaml["stages"][stage]["cmd"])
@@ -42,6 +55,8 @@ def stage_command(dvc_yaml: dict, stage: str, *, storage: str, data: str) -> lis
             if arg == "--data" and argv[i + 1] != DATA:
                 raise SystemExit(f"stage {stage} reads {argv[i + 1]}, not {DATA}: extend cluster_job.DATA")
             argv[i + 1] = swaps[arg]
+        elif argv[i + 1] == FEATURES and arg in ("--features", "--out"):
+            argv[i + 1] = features
     if argv[0] == "python":
         argv[0] = sys.executable
     return argv
@@ -91,10 +106,14 @@ def main() -> None:
     if os.environ.get("COMIC_DATA_ROOT"):
         data = share_data(data, os.environ["COMIC_DATA_ROOT"], md5)
     print(f"[cluster_job] data version {md5} at {data}", flush=True)
+    features = Path(FEATURES).resolve()
+    if os.environ.get("COMIC_DATA_ROOT"):
+        job = os.environ.get("RAY_JOB_ID") or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        features = Path(os.environ["COMIC_DATA_ROOT"]) / "features" / job
 
     dvc_yaml = yaml.safe_load(Path("dvc.yaml").read_text())
-    for stage in args.stages:
-        run(stage_command(dvc_yaml, stage, storage=storage, data=str(data)))
+    for stage in plan(args.stages):
+        run(stage_command(dvc_yaml, stage, storage=storage, data=str(data), features=str(features)))
 
 
 if __name__ == "__main__":

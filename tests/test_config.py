@@ -17,6 +17,10 @@ def write(tmp_path, data):
 
 def test_the_repository_params_file_loads_and_equals_the_documented_defaults():
     assert load_params("params.yaml") == Params()
+    # ... and shows every key, so that a user reads all options in one place.
+    written = flatten(yaml.safe_load(open("params.yaml").read()))
+    missing = [key for key in flatten(to_dict(Params())) if key not in written and not key.startswith("tune.space")]
+    assert not missing, f"params.yaml lacks {missing}"
 
 
 def test_every_field_is_documented():

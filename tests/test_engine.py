@@ -162,7 +162,9 @@ def test_a_masked_step_leaves_recalled_entries_out_of_the_main_loss():
 def test_plain_branch_logits_train_the_head_and_tail_on_z_not_the_learning_effect():
     for branch_logits in ("learning_effect", "plain"):
         # Momentum 0: the moving vector is the batch mean, so a second forward on the batch is the same.
+        # No mask: the main loss then sees the observed labels only, as the reference below does.
         updates = {"model.name": "comic", "balance.branch_logits": branch_logits, "balance.momentum": 0.0}
+        updates["correction.mask_recalled"] = False
         model, objective, _, batch = setup(updates, seed=2)
         _, parts = objective(model, {"instance": batch, "rebalanced": batch}, epoch=0)
         out = model(batch["image"], batch["image"])

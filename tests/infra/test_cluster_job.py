@@ -3,6 +3,7 @@ of docs/cluster.md from a submitted commit to a registered champion, on this mac
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -56,9 +57,17 @@ def test_a_submitted_job_trains_with_workers_on_both_nodes_and_leaves_a_readable
     assert [row["epoch"] for row in state["progress"]["history"]] == [0, 1]
     assert {"model", "optimizer", "scheduler", "objective", "rng"} <= set(state)
     assert len(state["rng"]) == 2, "one RNG state per rank"
-    # The data the workers read: the commit's version, copied once to the shared data root.
-    (data_dir,) = (job["shared"] / "data").iterdir()
+    # The data the workers read: the commit's version, copied once to the shared data root; beside it,
+    # the job's features folder (the trunk learns here, so it only says that there are none).
+    data_dir, features = data_version_dir(job), job["shared"] / "data" / "features"
     assert data_dir.name in (job["repo"] / "dvc.lock").read_text()
+    (job_features,) = features.iterdir()
+    assert "freeze_backbone is false" in (job_features / "meta.json").read_text()
+
+
+def data_version_dir(job) -> Path:
+    (data_dir,) = [p for p in (job["shared"] / "data").iterdir() if p.name != "features"]
+    return data_dir
 
 
 def test_train_and_register_track_to_the_postgresql_server_and_the_champion_alias_resolves(
@@ -85,7 +94,7 @@ def test_train_and_register_track_to_the_postgresql_server_and_the_champion_alia
         model = mlflow.pyfunc.load_model("models:/comic@champion")
     from comic.data.store import read_split
 
-    image = next(iter(read_split(next((job["shared"] / "data").iterdir()), "test").images))
+    image = next(iter(read_split(data_version_dir(job), "test").images))
     import base64
 
     out = model.predict(pd.DataFrame({"image": [base64.b64encode(image).decode()]}))

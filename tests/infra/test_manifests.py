@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.cluster_job import DATA, STAGES, stage_command
+from infra.cluster_job import DATA, FEATURES, STAGES, plan, stage_command
 from tests.data.conftest import REPO
 
 INFRA = REPO / "infra"
@@ -214,7 +214,7 @@ def test_the_stages_a_job_runs_exist_with_their_scripts_params_and_a_swappable_s
         assert f"--data={DATA}" in "=".join(original) or "--data" not in original
         assert argv[argv.index("--data") + 1] == "/shared/data/v1"
         changed = {original[i] for i, (a, b) in enumerate(zip(argv[1:], original[1:], strict=True), 1) if a != b}
-        assert changed <= {"ray_results", DATA}, "only the storage and data paths change"
+        assert changed <= {"ray_results", DATA, FEATURES}, "only the storage, data and features paths change"
         if stage in ("tune", "train"):
             assert argv[argv.index("--storage") + 1] == "s3://bucket/ray"
         for key in dvc_yaml["stages"][stage].get("params", []):
@@ -222,6 +222,12 @@ def test_the_stages_a_job_runs_exist_with_their_scripts_params_and_a_swappable_s
             for part in key.split("."):
                 assert part in node, f"stage {stage} reads params key {key}, which params.yaml lacks"
                 node = node[part]
+    # The cheap stages that tune and train read run first, once, and their features folder is shared too.
+    assert plan(["tune", "train", "register"]) == ["embed", "tune", "apply_tuned", "train", "register"]
+    assert plan(["register"]) == ["register"]
+    for stage, flag in (("embed", "--out"), ("train", "--features")):
+        argv = stage_command(dvc_yaml, stage, storage="s3://b", data="/shared/data/v1", features="/shared/f/job")
+        assert FEATURES in dvc_yaml["stages"][stage]["cmd"] and argv[argv.index(flag) + 1] == "/shared/f/job"
     with pytest.raises(SystemExit, match="no stage"):
         stage_command(dvc_yaml, "deploy", storage="s3://b", data="/d")
 

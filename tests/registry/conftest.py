@@ -15,7 +15,7 @@ from comic.config import MetricsConfig, Params, RegisterConfig, override
 from comic.data.store import load_classes, read_split
 from comic.export import save_model_file
 from comic.files import file_sha256
-from comic.models import build_model
+from comic.models import build_model, input_spec
 from comic.registry import register
 from comic.tracking import RunRecord
 from tests.training.conftest import tiny_data  # noqa: F401  (session fixture: the tiny dataset)
@@ -32,7 +32,15 @@ def model_file(tiny_data, tmp_path_factory):  # noqa: F811
     torch.manual_seed(0)
     model = build_model(params.model, params.balance, num_classes=len(classes["names"]))
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model_file(path, model.state_dict(), params, classes, [0.5] * len(classes["names"]), prediction="single")
+    save_model_file(
+        path,
+        model.state_dict(),
+        params,
+        classes,
+        [0.5] * len(classes["names"]),
+        prediction="single",
+        spec=input_spec(params.model, 32),
+    )
     return path
 
 

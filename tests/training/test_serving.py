@@ -10,7 +10,7 @@ import torch
 
 from comic.config import Params, override
 from comic.export import load_model_file, save_model_file
-from comic.models import build_model
+from comic.models import build_model, input_spec
 
 NAMES = ["digit-0", "sneaker", "bag"]
 
@@ -26,7 +26,15 @@ def model_file(tmp_path):
     model = build_model(params.model, params.balance, num_classes=3)
     path = tmp_path / "model.pt"
     classes = {"names": NAMES, "train_counts": [50, 9, 3]}
-    save_model_file(path, model.state_dict(), params, classes, [0.5, 0.4, 0.3], prediction="balanced")
+    save_model_file(
+        path,
+        model.state_dict(),
+        params,
+        classes,
+        [0.5, 0.4, 0.3],
+        prediction="balanced",
+        spec=input_spec(params.model, 32),
+    )
     return path
 
 

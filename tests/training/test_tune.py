@@ -47,7 +47,9 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
             "tune.max_concurrent_trials": 2,
         },
     )
-    monkeypatch.setenv(VARIABLE, json.dumps({"tune_trial_errors": [1]}))  # before Ray starts: trials inherit it
+    monkeypatch.setenv(
+        VARIABLE, json.dumps({"tune_trial_errors": [[1], str(tmp_path / "claims")]})
+    )  # before Ray starts: trials inherit it
     init_ray(num_cpus=2)
     try:
         result = run_search(params, tiny_data, storage_path=tmp_path / "ray", name="t")
