@@ -324,7 +324,9 @@ class BalanceConfig:
 class TrainConfig:
     """Optimisation and the training run."""
 
-    epochs: int = param(25, "training epochs", *_between(1, 10000))
+    epochs: int = param(
+        15, "training epochs (make repro's budget; the accuracy benchmark trains 25)", *_between(1, 10000)
+    )
     batch_size: int = param(32, "global batch size per stream (split across workers)", *_between(1, 65536))
     lr: float = param(1e-3, "Adam learning rate", *_between(0, 1, open_low=True))
     weight_decay: float = param(1e-4, "Adam weight decay", *_unit)
@@ -422,7 +424,7 @@ class TuneConfig:
     num_samples: int = param(2, "trials (make repro's small search; docs/training.md measures 32)", *_between(1, 10000))
     max_concurrent_trials: int = param(2, "trials run at once", *_between(1, 1024))
     epochs: int | None = param(
-        4, "epochs per trial (ASHA's max_t); null: train.epochs, the final run's length", *_between(1, 10000)
+        3, "epochs per trial (ASHA's max_t); null: train.epochs, the final run's length", *_between(1, 10000)
     )
     grace_period: int = param(
         3, "epochs before ASHA may stop a trial; more than correction.start_epoch", *_between(1, 10000)

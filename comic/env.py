@@ -10,6 +10,12 @@ import os
 
 QUIET = {
     "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage report
+    # Ray Train sends a worker's print() through its logger and, when MLflow has wrapped stdout, to
+    # stdout as well: every progress line twice.
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    # Tune's newer console output prints its experiment box and paths even at verbose=0; the classic
+    # one is silent there, and comic's TrialLines callback prints one line per trial.
+    "RAY_AIR_NEW_OUTPUT": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations asks PyPI for a newer version on every import

@@ -77,7 +77,10 @@ QUIET_LOGGERS = ("ray.train", "ray.tune", "ray._private.authentication.authentic
 
 
 def quiet_ray_logs() -> None:
-    for name in QUIET_LOGGERS:
+    """In the driver, each worker and each trial: comic's progress line says what these would."""
+    from ray.train.v2._internal.execution import context  # its logger is named by its file path
+
+    for name in (*QUIET_LOGGERS, context.__file__):
         logging.getLogger(name).setLevel(logging.WARNING)
     # Ray's token warning says that local token authentication is on, which is what we want.
     logging.getLogger(QUIET_LOGGERS[-1]).setLevel(logging.ERROR)

@@ -23,7 +23,7 @@ from ray import tune
 
 from comic import faults
 from comic.config import Params, SearchDim, from_dict, override, to_dict
-from comic.ray_train import build_trainer, init_ray, storage_uri
+from comic.ray_train import build_trainer, init_ray, quiet_ray_logs, storage_uri
 from comic.tracking import MlflowSink
 from comic.training import train
 from comic.tune_results import SCORE
@@ -80,6 +80,7 @@ def trainable(config: dict, setup: dict) -> None:
     """One trial. `config["sample"]`: the sampled values (all Tune shows and stores per trial); `setup`:
     what every trial shares (base params, data folder, epochs, resources, MLflow ids), passed once
     through `tune.with_parameters`."""
+    quiet_ray_logs()
     sample = dict(config["sample"])
     faults.before_trial(sample)
     params = trial_params(setup["base"], sample, setup["epochs"])
