@@ -28,7 +28,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 repro: setup
-	$(BIN)/dvc repro
+	@$(BIN)/dvc repro
 
 clean:
 	rm -rf $(VENV)

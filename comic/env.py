@@ -17,6 +17,8 @@ QUIET = {
     # one is silent there, and comic's TrialLines callback prints one line per trial.
     "RAY_AIR_NEW_OUTPUT": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    # MLflow's INFO lines (database creation, signature inference) say nothing a stage does not say.
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations asks PyPI for a newer version on every import
     "DVC_NO_ANALYTICS": "1",  # for the dvc commands that tests and tools start

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ray
 import ray.train
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from comic import faults
@@ -74,6 +74,9 @@ def run_name(params: Params, data_version: str, prefix: str = "comic", extra: tu
 
 # Loggers whose INFO lines repeat what comic's own progress line says (each report, each checkpoint).
 QUIET_LOGGERS = ("ray.train", "ray.tune", "ray._private.authentication.authentication_token_setup")
+# The controller runs in its own actor, where the levels set below do not reach: Ray Train's own
+# logging config silences its worker-group lines there (failures and restarts are warnings, still shown).
+TRAIN_LOGGING = LoggingConfig(log_level="WARNING")
 
 
 def quiet_ray_logs() -> None:
@@ -92,13 +95,14 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
         return
     quiet_ray_logs()
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, logging_level=logging.WARNING)
         return
     # One machine is never drained: Train V2's preemption watcher only adds an error line at start-up.
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     # The dashboard (ray[default]) hosts the state API that Train V2's controller polls; without it
     # the driver logs "Failed to query Ray Train Controller actor state" every few seconds.
-    ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, log_to_driver=True)
+    # logging_level: Ray's "Started a local Ray instance" line; comic's own lines say what runs where.
+    ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, log_to_driver=True, logging_level=logging.WARNING)
 
 
 def build_trainer(
@@ -152,5 +156,6 @@ def fit(
         storage_path=storage_uri(storage_path),
         failure_config=FailureConfig(max_failures=max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=2),
+        logging_config=TRAIN_LOGGING,
     )
     return build_trainer(params, data_dir, run_config=run_config, mlflow=mlflow, features_dir=features_dir).fit()

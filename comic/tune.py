@@ -23,7 +23,7 @@ from ray import tune
 
 from comic import faults
 from comic.config import Params, SearchDim, from_dict, override, to_dict
-from comic.ray_train import build_trainer, init_ray, quiet_ray_logs, storage_uri
+from comic.ray_train import TRAIN_LOGGING, build_trainer, init_ray, quiet_ray_logs, storage_uri
 from comic.tracking import MlflowSink
 from comic.training import train
 from comic.tune_results import SCORE
@@ -103,6 +103,7 @@ def _train_distributed(params: Params, setup: dict, sink) -> None:
         name=f"{tune.get_context().get_trial_name()}-train",
         storage_path=setup["storage_path"],
         callbacks=[TuneReportCallback()],
+        logging_config=TRAIN_LOGGING,
     )
     params = override(params, {"train.num_workers": setup["workers_per_trial"]})
     mlflow = (sink.uri, sink.run_id) if sink else None

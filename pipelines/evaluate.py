@@ -17,7 +17,12 @@ def main() -> None:
     report, test = score_model_file(args.model, args.data, metrics)
     classes, history = load_classes(args.data), read_history(args.history)
     write_reports(report, test, classes, metrics, metrics_path=args.metrics, plots_dir=args.plots, history=history)
-    print({k: report[k] for k in ("mAP", "mAP_many", "mAP_medium", "mAP_few")}, flush=True)
+    groups = ", ".join(f"{g} {_percent(report['mAP_' + g])}" for g in ("many", "medium", "few"))
+    print(f"evaluate: test mAP {_percent(report['mAP'])} ({groups})", flush=True)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"  # None: a shot group without test positives
 
 
 if __name__ == "__main__":

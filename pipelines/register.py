@@ -27,7 +27,7 @@ def main() -> None:
         git_commit=git_commit(),
     )
     write_report(args.report, report)
-    print(f"{report['model_uri']} is {report['alias']}: " + "; ".join(report["reasons"]), flush=True)
+    print(f"register: {report['model_uri']} is {report['alias']}: " + "; ".join(report["reasons"]), flush=True)
 
 
 if __name__ == "__main__":

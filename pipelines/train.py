@@ -32,7 +32,7 @@ def main() -> None:
     tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
     tags["model.weights_sha256"] = sha or "none (random or downloaded)"
     run_id = start_run(uri, params.tracking.experiment, name, flatten(params), tags)
-    print(f"training run {name} (MLflow run {run_id} at {uri})", flush=True)
+    print(f"train: run {name} (MLflow run {run_id} at {uri})", flush=True)
 
     with run_status(uri, run_id):
         init_ray(num_cpus=max(2, params.train.num_workers))
@@ -51,16 +51,15 @@ def main() -> None:
             raise SystemExit(f"training failed: {result.error}")
         with result.checkpoint.as_directory() as checkpoint_dir:
             summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
-        print(
-            f"selected epoch {summary['best_epoch'] + 1} ({summary['best_view']}): "
-            f"smoothed val mAP {summary['best_score']:.2f}",
-            flush=True,
-        )
         val = read_split(args.data, "val")
         examples = [image or Path(path).read_bytes() for image, path in zip(val.images[:2], val.paths[:2], strict=True)]
         model_uri = log_pyfunc(uri, run_id, args.model, examples)
         RunRecord(uri, run_id, model_uri, file_sha256(args.model)).write(args.run)
-    print(f"logged the model to MLflow as {model_uri}", flush=True)
+    print(
+        f"train: selected epoch {summary['best_epoch'] + 1} ({summary['best_view']}, smoothed val mAP "
+        f"{summary['best_score']:.2f}); logged to MLflow as {model_uri}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,10 @@ def dvc(repo: Path, *args: str, ok: bool = True) -> str:
         "DVC_NO_ANALYTICS": "1",
     }
     command = [sys.executable, "-m", "dvc", *args]
-    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-    if ok:
-        assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-    assert done.returncode != 0, f"dvc {' '.join(args)} succeeded:\n{done.stdout}"
-    return done.stdout + done.stderr
+    # stderr into stdout, interleaved: the log as a user's terminal shows it
+    done = subprocess.run(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert (done.returncode == 0) == ok, f"dvc {' '.join(args)} {'failed' if ok else 'succeeded'}:\n{done.stdout}"
+    return done.stdout
 
 
 def scratch_repo(root: Path, **params_updates: dict) -> Path:
