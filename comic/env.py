@@ -6,7 +6,9 @@ tests start alike. DVC's own analytics are off in `.dvc/config` (`core.analytics
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 QUIET = {
     "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage report
@@ -28,3 +30,6 @@ QUIET = {
 def apply_defaults() -> None:
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
+    # MLflow reads its level once, when first imported: a script that imports it before comic gets it here.
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
