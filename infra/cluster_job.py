@@ -102,14 +102,13 @@ def main() -> None:
 
     run(["bash", str(Path(__file__).with_name("dvc-remote.sh")), "pull"])
     md5 = data_md5()
-    data = Path(DATA).resolve()
-    if os.environ.get("COMIC_DATA_ROOT"):
-        data = share_data(data, os.environ["COMIC_DATA_ROOT"], md5)
-    print(f"[cluster_job] data version {md5} at {data}", flush=True)
-    features = Path(FEATURES).resolve()
-    if os.environ.get("COMIC_DATA_ROOT"):
+    data, features = Path(DATA).resolve(), Path(FEATURES).resolve()
+    root = os.environ.get("COMIC_DATA_ROOT")
+    if root:
+        data = share_data(data, root, md5)
         job = os.environ.get("RAY_JOB_ID") or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        features = Path(os.environ["COMIC_DATA_ROOT"]) / "features" / job
+        features = Path(root) / "features" / job
+    print(f"[cluster_job] data version {md5} at {data}", flush=True)
 
     dvc_yaml = yaml.safe_load(Path("dvc.yaml").read_text())
     for stage in plan(args.stages):
