@@ -191,7 +191,7 @@ def main() -> None:
 
     base = to_dict(load_params(args.params))
     args.epochs = args.epochs or base["train"]["epochs"]
-    args.command = "PYTHONPATH=. .venv/bin/python benchmarks/tuning.py " + " ".join(
+    args.command = f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py {args.mode} " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
         if k not in ("mode", "command")
