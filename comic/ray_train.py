@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import ray
@@ -29,13 +30,25 @@ class RayReporter:
 
     def restore(self) -> Path | None:
         checkpoint = ray.train.get_checkpoint()
-        return Path(checkpoint.to_directory()) if checkpoint is not None else None
+        return private_directory(checkpoint) if checkpoint is not None else None
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)
         context = ray.train.get_context()
         faults.after_worker_report(metrics["epoch"], context.get_world_rank(), context.get_world_size())
+
+
+def private_directory(checkpoint: ray.train.Checkpoint) -> Path:
+    """A directory holding `checkpoint` that no other rank writes to. `to_directory()` without a path gives
+    every rank on a node the same folder, and a rank that takes Ray's lock after another released it
+    downloads again over the files the first is reading (a torn `state.pt` on restore, seen under DDP on
+    one machine). A checkpoint on a local filesystem is read where it is (it is never written again)."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        return Path(checkpoint.path)
+    return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix="comic-restore-")))
 
 
 def use_assigned_cpus() -> int:

@@ -56,3 +56,19 @@ def test_a_worker_uses_one_thread_per_assigned_cpu_whatever_the_driver_exported(
         assert ray.get(threads.remote()) == ("2", 1, "1")
     finally:
         ray.shutdown()
+
+
+def test_each_rank_restores_from_a_folder_no_other_rank_writes(tmp_path):
+    import pyarrow.fs
+
+    from comic.ray_train import private_directory
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "state.pt").write_bytes(b"weights")
+    local = ray.train.Checkpoint(str(tmp_path / "ckpt"))
+    assert private_directory(local) == tmp_path / "ckpt"  # read in place: nothing is copied over it
+    remote_like = ray.train.Checkpoint(
+        "ckpt", filesystem=pyarrow.fs.SubTreeFileSystem(str(tmp_path), pyarrow.fs.LocalFileSystem())
+    )
+    first, second = private_directory(remote_like), private_directory(remote_like)
+    assert first != second and (first / "state.pt").read_bytes() == (second / "state.pt").read_bytes() == b"weights"
