@@ -399,6 +399,12 @@ class SearchDim:
         elif self.type == "loguniform" and self.low <= 0:
             raise ValueError(f"a `loguniform` dimension needs low > 0, got {self.low}")
 
+    def contains(self, value: Any) -> bool:
+        """Whether the search can draw `value` (bounds included)."""
+        if self.type == "choice":
+            return value in self.values
+        return isinstance(value, int | float) and self.low <= value <= self.high
+
 
 def _default_space() -> dict[str, SearchDim]:
     """What the method exposes: the corrector's thresholds, the focal exponents, the loss weights, the tail
@@ -437,6 +443,11 @@ class TuneConfig:
         0,
         "0: each trial trains in its own process (cheap); N: a Ray Train DDP run of N workers per trial",
         *_non_negative,
+    )
+    start_from_current: bool = param(
+        True,
+        "the first trial runs the current values of the searched keys, so the search returns them unless a "
+        "trial beats them on validation",
     )
     space: dict[str, SearchDim] = field(
         default_factory=_default_space,
@@ -533,13 +544,13 @@ def inert_keys(params: Params) -> list[str]:
 def check_search_space(params: Params) -> None:
     """The search can work: ASHA lets trials correct before it stops them, every `tune.space` key is a
     params key that acts for this model and loss, and every value the search can draw (low, high, each
-    choice) is valid for it; errors name the key."""
+    choice) is valid for it, as is the first trial's (`tune.start_from_current`); errors name the key."""
     if params.correction.weight > 0 and params.tune.grace_period <= params.correction.start_epoch:
         raise ValueError(
             f"tune.grace_period ({params.tune.grace_period}) must exceed correction.start_epoch "
             f"({params.correction.start_epoch}): ASHA would stop trials before their corrector switches on"
         )
-    inert = inert_keys(params)
+    inert, current = inert_keys(params), flatten(params)
     for key, dim in params.tune.space.items():
         where = f"tune.space.{key}"
         if any(key.startswith(prefix) for prefix in inert):
@@ -553,6 +564,11 @@ def check_search_space(params: Params) -> None:
                 override(params, {key: value})
             except ValueError as err:
                 raise ValueError(f"{where}: the search would draw {value!r}, which is invalid: {err}") from None
+        if params.tune.start_from_current and not dim.contains(current[key]):
+            raise ValueError(
+                f"{where}: the current value {current[key]!r} lies outside the space, and tune.start_from_current "
+                "runs it first; widen the space or set tune.start_from_current: false"
+            )
 
 
 # ------------------------------------------------------------------------------------------ loading

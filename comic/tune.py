@@ -6,9 +6,9 @@ default on a small machine) or as a Ray Train DDP run inside the trial (`N`: a f
 builds a `TorchTrainer` reporting through `TuneReportCallback`, the Ray 2.60 pattern). ASHA stops weak
 trials early, comparing them on the same signal that selects the final model (the smoothed validation
 mAP, `comic.history`); a searcher that learns from past trials proposes them (Optuna's TPE, or random
-search, `tune.searcher`). A failed trial is recorded and the search goes on. The log gets one line per
-finished trial; MLflow gets one parent run for the search and one child run per trial, each ended with
-its status.
+search, `tune.searcher`), after a first trial of the current values (`tune.start_from_current`). A failed
+trial is recorded and the search goes on. The log gets one line per finished trial; MLflow gets one
+parent run for the search and one child run per trial, each ended with its status.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import ray
 from ray import tune
 
 from comic import faults
-from comic.config import Params, SearchDim, from_dict, override, to_dict
+from comic.config import Params, SearchDim, flatten, from_dict, override, to_dict
 from comic.ray_train import TRAIN_LOGGING, build_trainer, init_ray, quiet_ray_logs, storage_uri
 from comic.tracking import MlflowSink
 from comic.training import train
@@ -155,18 +155,29 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def build_searcher(settings, metric: str):
-    """Optuna's TPE (learns from finished trials) or random search, seeded by `tune.seed`."""
+def first_trial(params: Params) -> dict | None:
+    """The current values of the searched keys (`tune.start_from_current`), or None: run first, they make
+    the search return the configuration it started from unless a trial beats it on validation."""
+    if not params.tune.start_from_current:
+        return None
+    current = flatten(params)
+    return {key: current[key] for key in params.tune.space}
+
+
+def build_searcher(settings, metric: str, first: dict | None = None):
+    """Optuna's TPE (learns from finished trials) or random search, seeded by `tune.seed`; `first`: a
+    sample to run before any drawn one."""
     if settings.searcher == "tpe":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=settings.seed)
-        return OptunaSearch(metric=metric, mode="max", sampler=sampler)
+        points = [{f"sample/{key}": value for key, value in first.items()}] if first else None  # Optuna's flat keys
+        return OptunaSearch(metric=metric, mode="max", sampler=sampler, points_to_evaluate=points)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=settings.seed)
+    return BasicVariantGenerator(random_state=settings.seed, points_to_evaluate=[{"sample": first}] if first else None)
 
 
 def run_search(
@@ -211,7 +222,7 @@ def run_search(
             num_samples=settings.num_samples,
             max_concurrent_trials=settings.max_concurrent_trials,
             scheduler=scheduler,
-            search_alg=build_searcher(settings, METRIC),
+            search_alg=build_searcher(settings, METRIC, first_trial(params)),
         ),
         run_config=tune.RunConfig(
             name=name,

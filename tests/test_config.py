@@ -113,6 +113,7 @@ def test_a_yaml_exponent_without_a_dot_is_read_as_the_number_it_means(tmp_path):
         ({"balance.alpha": {"type": "uniform", "low": 1, "high": 2}}, {"model": {"name": "single"}}, "no effect"),
         ({"loss.hill.lamb": {"type": "uniform", "low": 1, "high": 2}}, {}, "no effect"),
         ({"tune.epochs": {"type": "choice", "values": [1, 2]}}, {}, "only method and training keys"),
+        ({"correction.tau": {"type": "uniform", "low": 0.85, "high": 0.95}}, {}, r"current value 0\.8 lies outside"),
     ],
 )
 def test_a_search_space_that_cannot_work_fails_before_ray_starts(tmp_path, space, extra, message):
@@ -120,3 +121,10 @@ def test_a_search_space_that_cannot_work_fails_before_ray_starts(tmp_path, space
     path.write_text(yaml.safe_dump({"tune": {"space": space}, **extra}))
     with pytest.raises(ValueError, match=rf"tune\.space\..*{message}"):
         load_params(path)
+
+
+def test_a_space_without_the_current_value_loads_when_the_search_does_not_start_from_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    space = {"correction.tau": {"type": "uniform", "low": 0.85, "high": 0.95}}
+    path.write_text(yaml.safe_dump({"tune": {"space": space, "start_from_current": False}}))
+    assert load_params(path).tune.space["correction.tau"].low == 0.85

@@ -6,8 +6,8 @@ import json
 import pytest
 import yaml
 
-from comic.config import Params, override
-from comic.tune import run_search, search_space
+from comic.config import Params, flatten, override
+from comic.tune import METRIC, build_searcher, first_trial, run_search, search_space
 from comic.tune_results import SCORE, applied_values, write_outputs
 
 ray = pytest.importorskip("ray")
@@ -24,6 +24,29 @@ def test_the_search_space_comes_from_params_with_one_tune_object_per_key():
 def test_a_bad_search_dimension_names_its_key():
     with pytest.raises(ValueError, match=r"tune\.space\.train\.lr"):
         override(Params(), {"tune.space": {"train.lr": {"type": "loguniform", "low": 0.0, "high": 1.0}}})
+
+
+@pytest.mark.parametrize("searcher", ["tpe", "random"])
+def test_the_first_trial_runs_the_current_values_and_the_next_one_is_drawn(searcher):
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    params = override(Params(), {"tune.searcher": searcher, "correction.tau": 0.9})
+    first = first_trial(params)
+    assert first == {key: flatten(params)[key] for key in params.tune.space} and first["correction.tau"] == 0.9
+    found = build_searcher(params.tune, METRIC, first)
+    config = {"sample": search_space(params.tune.space)}
+    if isinstance(found, BasicVariantGenerator):
+        found.add_configurations({"e": {"run": lambda c: None, "config": config, "num_samples": 2}})
+        suggestions = [found.next_trial().config for _ in range(2)]
+    else:
+        found.set_search_properties(METRIC, "max", config)
+        suggestions = [found.suggest(name) for name in ("a", "b")]
+    assert suggestions[0] == {"sample": first}
+    assert suggestions[1]["sample"]["correction.tau"] != 0.9
+
+
+def test_without_start_from_current_every_trial_is_drawn():
+    assert first_trial(override(Params(), {"tune.start_from_current": False})) is None
 
 
 @pytest.mark.slow
@@ -56,6 +79,7 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
     finally:
         ray.shutdown()
     assert sorted(row["status"] for row in result.trials) == ["error", "ok"], result.trials
+    assert params.correction.tau in {row["correction.tau"] for row in result.trials}  # trial 1: the current value
     succeeded = next(row for row in result.trials if row["status"] == "ok")
     assert result.best_sample == {"correction.tau": succeeded["correction.tau"]}
     assert succeeded["epochs"] == 2 and 0 <= succeeded[SCORE] <= 100
