@@ -4,15 +4,21 @@
     PYTHONPATH=. .venv/bin/python benchmarks/tuning.py correlation --settings 8 --jobs 2 \
         --out docs/results/tune_correlation.json
     # 2. A search (its wall time, trials per hour), then default against tuned COMIC, paired by seed:
-    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 6 --seeds 0 1 2 \
-        --jobs 2 --out docs/results/tune_search.json
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 15 --grace 4 \
+        --seeds 0 1 2 --jobs 2 --out docs/results/tune_search.json
+    # 3. The same search over a space centred on the defaults (benchmarks/space_centred.yaml):
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --space benchmarks/space_centred.yaml \
+        --samples 32 --trial-epochs 15 --grace 4 --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_centred.json
 
 `correlation` draws settings from `tune.space` (seeded), trains each for `train.epochs` in its own
 process, and computes, for several trial lengths L, the Spearman correlation between the best smoothed
 validation mAP within the first L epochs (what a trial of length L is scored by) and the test mAP of the
-full run. `search` runs the stage's search (`comic.tune.run_search`, Ray, the configured searcher and
+full run. `search` runs the stage's search (`comic.tune.run_search`: Ray, the configured searcher and
 ASHA) and trains the default and the best settings for every seed (`benchmarks/accuracy.run_one`: the
-epoch selected on validation, scored once on test). Test numbers never feed back into a setting.
+epoch selected on validation, scored once on test); when the search kept its starting point
+(`tune.start_from_current`), the best settings are the default and are not trained twice. `--space`
+replaces `tune.space` with a YAML file's, validated as params.yaml's is. Test numbers never feed back
+into a setting.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ def correlation(args, base: dict) -> None:
         for i, sample in enumerate(samples)
         if f"setting{i}" not in done
     ]
+    result["space"] = base["tune"]["space"]
     for i, sample in enumerate(samples):
         result.setdefault("settings", {})[f"setting{i}"] = sample
     _pool(jobs, args.jobs, out, result)
@@ -106,7 +113,7 @@ def correlation(args, base: dict) -> None:
 def search(args, base: dict) -> None:
     import ray
 
-    from comic.config import Params, from_dict, override
+    from comic.config import Params, flatten, from_dict, override
     from comic.tune import init_for_search, run_search
 
     out = Path(args.out)
@@ -130,6 +137,7 @@ def search(args, base: dict) -> None:
             ray.shutdown()
         seconds = time.time() - started
         result["search"] = {
+            "space": base["tune"]["space"],
             "seconds": round(seconds, 1),
             "trials": len(found.trials),
             "trials_per_hour": round(3600 * len(found.trials) / seconds, 1),
@@ -141,12 +149,17 @@ def search(args, base: dict) -> None:
         _write(out, result)
         print(f"search: {seconds:.0f} s for {len(found.trials)} trials; best {found.best_sample}")
     best = result["search"]["best"]
+    current = flatten(base)
+    # the search kept the starting point (tune.start_from_current): "tuned" is the default, run once
+    configs = (
+        (("default", {}),) if all(current[k] == v for k, v in best.items()) else (("default", {}), ("tuned", best))
+    )
     done = {(r["config"], r["seed"]) for r in result["runs"]}
     data = str(Path(args.data).resolve())
     jobs = [
         (name, seed, data, args.epochs, base, updates, None, 1)
         for seed in args.seeds
-        for name, updates in (("default", {}), ("tuned", best))
+        for name, updates in configs
         if (name, seed) not in done
     ]
     _pool(jobs, args.jobs, out, result)
@@ -176,6 +189,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["correlation", "search"])
     parser.add_argument("--data", default="data/plt")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--space", default=None, help="YAML file of a tune.space that replaces the params' one")
     parser.add_argument("--epochs", type=int, default=None, help="final training length (default: train.epochs)")
     parser.add_argument("--settings", type=int, default=8, help="correlation: settings drawn from tune.space")
     parser.add_argument("--samples", type=int, default=32, help="search: trials")
@@ -187,9 +201,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    from comic.config import load_params, to_dict
+    import yaml
 
-    base = to_dict(load_params(args.params))
+    from comic.config import check_search_space, load_params, override, to_dict
+
+    params = load_params(args.params)
+    if args.space:  # validated as params.yaml's own space would be
+        params = override(params, {"tune.space": yaml.safe_load(Path(args.space).read_text())})
+        check_search_space(params)
+    base = to_dict(params)
     args.epochs = args.epochs or base["train"]["epochs"]
     args.command = f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py {args.mode} " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
