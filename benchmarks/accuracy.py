@@ -11,6 +11,12 @@ epochs (`last5_mAP`). Rows marked `_full` train on a copy of the data with every
 split never feeds back into any setting. `--set` overrides params for every run (e.g. to measure an
 option on validation); `--label` appends a name to the configs so that such runs sit apart in the table.
 Finished runs are kept in `--out` and not repeated: an interrupted benchmark resumes.
+
+Float rounding differs between machines (their vector units pick other kernels); to see what that does
+to a table on one machine, run it again with the kernels of an AVX2-only CPU and compare seed by seed:
+
+    ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 PYTHONPATH=. \
+        .venv/bin/python benchmarks/accuracy.py ... --out docs/results/accuracy_avx2.json
 """
 
 from __future__ import annotations
@@ -161,6 +167,7 @@ def run_one(job: tuple) -> dict:
         "seed": seed,
         "epochs": epochs,
         "seconds": round(time.time() - started, 1),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),  # AVX2 / AVX512 kernels round differently
         "best_epoch": progress["best_epoch"],
         "prediction": view,
         "val_mAP_smoothed": progress["best_score"],
