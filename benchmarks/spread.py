@@ -1,9 +1,10 @@
-"""How far two runs of the same accuracy table apart (another machine, other CPU kernels) move its rows.
+"""Seed-by-seed differences between two runs of an accuracy table (another machine, other CPU kernels).
 
     PYTHONPATH=. .venv/bin/python benchmarks/spread.py docs/results/accuracy.json docs/results/accuracy_avx2.json \
         --out docs/results/spread_avx2.json
 
-Runs are matched by config and seed (a `--label` suffix of the second file is stripped with `--label`);
+Runs are matched by config and seed; with `--label`, only the second file's configs with that suffix,
+matched without it (`--label _cas` on one file twice: each `x_cas` against `x`);
 for each config the result holds the per-seed differences (second minus first) of the headline test
 mAP, the selected validation score and the few-shot mAP, the difference of the means, and whether the
 selected epoch and prediction rule were the same.
@@ -24,6 +25,8 @@ def spread(first: list[dict], second: list[dict], label: str = "") -> dict[str, 
     mine = {(r["config"], r["seed"]): r for r in first}
     out: dict[str, dict] = {}
     for run in second:
+        if not run["config"].endswith(label):
+            continue
         name = run["config"].removesuffix(label) if label else run["config"]
         base = mine.get((name, run["seed"]))
         if base is None or base["epochs"] != run["epochs"]:

@@ -16,9 +16,9 @@ def run(config, seed, mAP, epochs=15, best_epoch=9):
 def test_spread_pairs_by_config_and_seed_and_skips_unmatched_runs():
     first = [run("comic", 0, 40.0), run("comic", 1, 42.0), run("hill", 0, 43.0), run("comic", 2, 41.0, epochs=25)]
     second = [run("comic_avx2", 1, 41.5, best_epoch=8), run("comic_avx2", 0, 40.4), run("focal_avx2", 0, 1.0),
-              run("comic_avx2", 2, 30.0)]  # fmt: skip
+              run("comic_avx2", 2, 30.0), run("comic", 0, 1.0)]  # fmt: skip
     out = spread(first, second, label="_avx2")
-    assert list(out) == ["comic"]  # focal has no first run, comic seed 2 ran another length
+    assert list(out) == ["comic"]  # focal has no first run, comic seed 2 ran another length, "comic" lacks the label
     row = out["comic"]
     assert row["seeds"] == [1, 0]
     assert row["mAP"] == [-0.5, 0.4]
