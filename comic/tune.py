@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,10 +128,12 @@ class SearchResult:
 
 
 class TrialLines(tune.Callback):
-    """One line in the log per finished trial, in place of Tune's tables."""
+    """One line in the log per finished trial, in place of Tune's tables; `completed` holds the ids of the
+    trials that ran to their end or to ASHA's stop (not those the search was interrupted in)."""
 
     def __init__(self, total: int):
         self.total, self.done = total, 0
+        self.completed: set[str] = set()
 
     def _line(self, trial, status: str) -> None:
         self.done += 1
@@ -145,6 +148,7 @@ class TrialLines(tune.Callback):
         )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.completed.add(trial.trial_id)
         self._line(trial, "done")
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -213,6 +217,7 @@ def run_search(
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
     )
+    lines = TrialLines(settings.num_samples)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, setup=setup), resources),
         param_space={"sample": search_space(settings.space)},
@@ -228,27 +233,40 @@ def run_search(
             name=name,
             storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            callbacks=[TrialLines(settings.num_samples)],
+            callbacks=[lines],
             verbose=0,
         ),
     )
     grid = tuner.fit()
-    trials = [_trial_row(result, settings.space) for result in grid]
+    trials = [trial_row(result, settings.space, lines.completed) for result in grid]
     if mlflow:
         _end_child_runs(mlflow, trials)
-    finished = [t for t in trials if t["status"] == "ok" and not math.isnan(t[SCORE])]
-    if not finished:
-        raise RuntimeError(f"every one of the {len(trials)} trials failed; see the errors in trials.csv")
-    best = max(finished, key=lambda t: t[SCORE])
+    best = best_trial(trials)
     return SearchResult({k: best[k] for k in settings.space}, best[SCORE], best["trial"], trials)
 
 
-def _trial_row(result, space: dict) -> dict:
+def best_trial(trials: list[dict]) -> dict:
+    """The finished trial with the highest score; an error naming the first failure when none finished."""
+    finished = [t for t in trials if t["status"] == "ok" and not math.isnan(t[SCORE])]
+    if not finished:
+        counts = ", ".join(f"{n} {status}" for status, n in Counter(t["status"] for t in trials).items())
+        errors = [t["error"] for t in trials if t["error"]]
+        raise RuntimeError(
+            f"no trial of {len(trials)} finished with a score ({counts})"
+            + (f"; the first error: {errors[0]}" if errors else "")
+        )
+    return max(finished, key=lambda t: t[SCORE])
+
+
+def trial_row(result, space: dict, completed: set[str]) -> dict:
+    """A trial's row in trials.csv; status `ok`, `error`, or `interrupted` (the search was stopped, e.g. by
+    Ctrl+C, while it ran: its score is from fewer epochs than the schedule gave it, so it cannot win)."""
     sample = (result.config or {}).get("sample", {})
     metrics = result.metrics or {}
+    trial = metrics.get("trial_id") or Path(result.path).name
     return {
-        "trial": metrics.get("trial_id") or Path(result.path).name,
-        "status": "error" if result.error else "ok",
+        "trial": trial,
+        "status": "error" if result.error else "ok" if trial in completed else "interrupted",
         **{k: sample.get(k) for k in space},
         SCORE: float(metrics.get(SCORE, math.nan)),
         "epochs": int(metrics.get("training_iteration", 0)),
@@ -258,12 +276,13 @@ def _trial_row(result, space: dict) -> dict:
 
 def _end_child_runs(mlflow: tuple[str, str, str], trials: list[dict]) -> None:
     """Tune stops a trial by ending its process, so its child run would stay RUNNING: end each with its
-    trial's status (stopped early by ASHA is finished, an error failed)."""
+    trial's status (stopped early by ASHA is finished, an error failed, an interrupted one killed)."""
     from mlflow.tracking import MlflowClient
 
     uri, parent_id, experiment_id = mlflow
     client = MlflowClient(tracking_uri=uri)
-    status = {t["trial"]: "FAILED" if t["status"] == "error" else "FINISHED" for t in trials}
+    ended = {"ok": "FINISHED", "error": "FAILED", "interrupted": "KILLED"}
+    status = {t["trial"]: ended[t["status"]] for t in trials}
     for run in client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"):
         trial = run.data.tags.get("trial_id")
         if run.info.status == "RUNNING" and trial in status:

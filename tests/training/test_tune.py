@@ -2,12 +2,13 @@
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from comic.config import Params, flatten, override
-from comic.tune import METRIC, build_searcher, first_trial, run_search, search_space
+from comic.tune import METRIC, best_trial, build_searcher, first_trial, run_search, search_space, trial_row
 from comic.tune_results import SCORE, applied_values, write_outputs
 
 ray = pytest.importorskip("ray")
@@ -47,6 +48,31 @@ def test_the_first_trial_runs_the_current_values_and_the_next_one_is_drawn(searc
 
 def test_without_start_from_current_every_trial_is_drawn():
     assert first_trial(override(Params(), {"tune.start_from_current": False})) is None
+
+
+def _result(trial: str, score: float | None, error: str | None = None) -> SimpleNamespace:
+    metrics = {"trial_id": trial, SCORE: score, "training_iteration": 3} if score is not None else {}
+    return SimpleNamespace(
+        config={"sample": {"correction.tau": 0.7}}, metrics=metrics, error=error, path=f"/r/t_{trial}"
+    )
+
+
+def test_a_trial_the_search_was_interrupted_in_is_recorded_as_such_and_cannot_win():
+    space = {"correction.tau": {}}
+    rows = [
+        trial_row(_result("a", 20.0), space, completed={"a"}),
+        trial_row(_result("b", 30.0), space, completed={"a"}),  # still running at Ctrl+C: a score of fewer epochs
+        trial_row(_result("c", None, "Traceback ...\nValueError: bad tau"), space, completed={"a"}),
+    ]
+    assert [row["status"] for row in rows] == ["ok", "interrupted", "error"]
+    assert rows[2]["error"] == "ValueError: bad tau" and rows[2]["trial"] == "t_c"
+    assert best_trial(rows)["trial"] == "a"
+    with pytest.raises(
+        RuntimeError,
+        match=r"no trial of 2 finished with a score \(1 interrupted, 1 error\); the "
+        r"first error: ValueError: bad tau",
+    ):
+        best_trial(rows[1:])
 
 
 @pytest.mark.slow
