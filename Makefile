@@ -14,10 +14,11 @@ LINTED := comic pipelines tests benchmarks tools infra
 setup: $(VENV)/.installed
 
 # pip, not uv or poetry: on the machines this was built on, torch and torchvision come from a local wheel
-# store that pip reads (docs/stack.md says how to install elsewhere).
+# store that pip reads (docs/stack.md says how to install elsewhere). -qq keeps pip's errors and drops its
+# warnings: on such machines pip warns once per configured index folder it cannot find (272 lines).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install -qq -e '.[dev]'
 	touch $@
 
 lint: setup

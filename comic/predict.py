@@ -42,7 +42,7 @@ def load_predictor(model: str, tracking_uri: str, scratch: str | Path):
             f"no MLflow tracking store at {tracking_uri}; pass --tracking-uri or set MLFLOW_TRACKING_URI"
         )
     with http_limits(timeout=30):
-        check_reachable(tracking_uri, timeout=30)
+        check_reachable(tracking_uri, timeout=30, untouched="Nothing was predicted.")
         client = registry_client(tracking_uri)
         name, version = resolve_version(client, model)
         path = download_verified_model_file(client, tracking_uri, name, version, str(scratch))

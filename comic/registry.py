@@ -134,8 +134,9 @@ def http_limits(timeout: int) -> Iterator[None]:
                 _env_ours.clear()
 
 
-def check_reachable(uri: str, timeout: float) -> None:
-    """Raise RegistryError within `timeout` seconds if an http(s) tracking server does not answer /health."""
+def check_reachable(uri: str, timeout: float, untouched: str = "Nothing was registered.") -> None:
+    """Raise RegistryError within `timeout` seconds if an http(s) tracking server does not answer /health;
+    `untouched` tells the user what the failed command left as it was."""
     if not _is_http(uri):
         return
     import requests
@@ -147,7 +148,7 @@ def check_reachable(uri: str, timeout: float) -> None:
         raise RegistryError(
             f"cannot reach the MLflow tracking server at {display_uri(uri)} ({type(err).__name__}: {err}). "
             "Start it (`mlflow server ...`) or point MLFLOW_TRACKING_URI / params tracking.uri at a running "
-            "one, then run the stage again. Nothing was registered."
+            f"one, then run it again. {untouched}"
         ) from err
 
 

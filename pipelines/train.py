@@ -16,6 +16,7 @@ from comic.data.store import read_split
 from comic.files import file_sha256
 from comic.models.backbones import weights_sha256
 from comic.ray_train import fit, init_ray, run_name
+from comic.registry import RegistryError, check_reachable, http_limits
 from comic.serving import log_pyfunc
 from comic.tracking import RunRecord, data_version, git_commit, run_status, start_run, tracking_uri
 from comic.training import finish_training
@@ -27,6 +28,10 @@ def main() -> None:
     version = data_version()
     name = run_name(params, version)
     uri = tracking_uri(params.tracking.uri)
+    with http_limits(params.register.http_timeout):  # a server that is down: one line in seconds
+        check_reachable(
+            uri, params.register.http_timeout, "Nothing was trained; `dvc checkout models` brings the last model back."
+        )
     model = params.model
     sha = weights_sha256(model.backbone, pretrained=model.pretrained, pretrained_path=model.pretrained_path)
     tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
@@ -63,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, RegistryError)

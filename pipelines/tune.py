@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from comic import stage
 from comic.config import flatten, load_params
 from comic.ray_train import run_name
+from comic.registry import RegistryError, check_reachable, http_limits
 from comic.tracking import data_version, git_commit, run_status, start_run, tracking_uri
 from comic.tune import init_for_search, run_search
 from comic.tune_results import write_outputs
@@ -21,6 +22,8 @@ def main() -> None:
     version = data_version()
     name = run_name(params, version, prefix="tune", extra=("tune",))
     uri = tracking_uri(params.tracking.uri)
+    with http_limits(params.register.http_timeout):  # a server that is down: one line in seconds
+        check_reachable(uri, params.register.http_timeout, "Nothing was searched.")
     tags = {"git_commit": git_commit(), "dvc_data_version": version, "ray_run_name": name}
     parent = start_run(uri, params.tracking.experiment, name, flatten(params.tune), tags)
     client = MlflowClient(uri)
@@ -50,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, RegistryError)

@@ -128,3 +128,17 @@ def test_a_space_without_the_current_value_loads_when_the_search_does_not_start_
     space = {"correction.tau": {"type": "uniform", "low": 0.85, "high": 0.95}}
     path.write_text(yaml.safe_dump({"tune": {"space": space, "start_from_current": False}}))
     assert load_params(path).tune.space["correction.tau"].low == 0.85
+
+
+def _numeric_fields(cls, prefix=""):
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            yield from _numeric_fields(f.default_factory, f"{prefix}{f.name}.")
+        elif type(f.default) in (int, float):
+            yield f"{prefix}{f.name}", f
+
+
+def test_every_numeric_key_has_a_range():
+    """A new number without a check would accept 100000 for 64 (the finiteness check covers .inf)."""
+    unchecked = [name for name, f in _numeric_fields(Params) if f.metadata.get("check") is None]
+    assert unchecked == []

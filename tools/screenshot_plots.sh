@@ -10,6 +10,12 @@ command -v chromium >/dev/null || { echo "chromium is not installed: apt-get ins
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
     --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" --hide-scrollbars \
     --window-size=1300,2600 --screenshot="$PWD/dvc_plots/screenshot.png" "file://$PWD/dvc_plots/index.html" 2>/dev/null
-grep -c '<img' dvc_plots/index.html | sed 's/^/images in the page: /'
-grep -o 'https\?://[^"]*' dvc_plots/index.html | sort -u | sed 's/^/remote reference: /' || true
+# Fails unless the page shows every plot dvc.yaml declares and loads nothing from the network.
+declared=$(.venv/bin/python -c 'import yaml; print(len(yaml.safe_load(open("dvc.yaml"))["plots"]))')
+shown=$(grep -o '<img' dvc_plots/index.html | wc -l)
+echo "images in the page: $shown of $declared declared"
+remote=$(grep -o 'https\?://[^"]*' dvc_plots/index.html | sort -u || true)
+[ -z "$remote" ] || { echo "remote references (blank offline): $remote" >&2; exit 1; }
+[ "$shown" -eq "$declared" ] || { echo "the page shows $shown images, dvc.yaml declares $declared" >&2; exit 1; }
+[ -s dvc_plots/screenshot.png ] || { echo "chromium wrote no screenshot" >&2; exit 1; }
 echo "screenshot: dvc_plots/screenshot.png"

@@ -70,10 +70,16 @@ def test_dvc_repro_twice_is_a_no_op_and_exp_run_overrides_the_missing_rate(tmp_p
     first = dvc(repo, "repro", "drop_labels")
     assert "Running stage 'build_data'" in first and "Running stage 'drop_labels'" in first
     assert "Data and pipelines are up to date" in dvc(repo, "repro", "drop_labels")
+    commit(repo, "data built")
 
     changed = dvc(repo, "exp", "run", "-S", "data.missing_rate=0.5", "drop_labels")
     assert "Running stage 'drop_labels'" in changed and "Running stage 'build_data'" not in changed
     assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["missing_rate"] == 0.5
+    # Every key is a column of `dvc exp show` (the first stage tracks the whole file); the README's
+    # --only-changed shows the experiment's own.
+    assert len(dvc(repo, "exp", "show", "--csv").splitlines()[0].split(",")) > 100
+    columns = dvc(repo, "exp", "show", "--only-changed", "--csv").splitlines()[0].split(",")
+    assert "data.missing_rate" in columns and len(columns) < 10, columns
 
 
 def test_a_natural_validation_split_is_held_out_apart_from_the_pool_and_hidden_like_training(plt_dir):
