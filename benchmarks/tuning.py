@@ -4,11 +4,11 @@
     PYTHONPATH=. .venv/bin/python benchmarks/tuning.py correlation --settings 8 --jobs 2 \
         --out docs/results/tune_correlation.json
     # 2. A search (its wall time, trials per hour), then default against tuned COMIC, paired by seed:
-    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 15 --grace 4 \
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 15 --grace 7 \
         --seeds 0 1 2 --jobs 2 --out docs/results/tune_search.json
     # 3. The same search over a space centred on the defaults (benchmarks/space_centred.yaml):
     PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --space benchmarks/space_centred.yaml \
-        --samples 32 --trial-epochs 15 --grace 4 --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_centred.json
+        --samples 32 --trial-epochs 15 --grace 7 --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_centred.json
 
 `correlation` draws settings from `tune.space` (seeded), trains each for `train.epochs` in its own
 process, and computes, for several trial lengths L, the Spearman correlation between the best smoothed
@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--settings", type=int, default=8, help="correlation: settings drawn from tune.space")
     parser.add_argument("--samples", type=int, default=32, help="search: trials")
     parser.add_argument("--trial-epochs", type=int, default=6, help="search: epochs per trial (ASHA max_t)")
-    parser.add_argument("--grace", type=int, default=4, help="search: ASHA grace period")
+    parser.add_argument("--grace", type=int, default=7, help="search: ASHA grace period (> correction.start_epoch)")
     parser.add_argument("--searcher", default="tpe", choices=["tpe", "random"])
     parser.add_argument("--search-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -279,7 +279,10 @@ class CorrectionConfig:
     momentum: float = param(0.9, "EMA momentum of P_c", *_unit)
     persist: bool = param(False, "keep recalled labels for the rest of training instead of recomputing")
     start_epoch: int = param(
-        2, "first epoch that corrects labels (warm-up before it; the authors' code: 0)", *_non_negative
+        6,
+        "first epoch that corrects labels (warm-up before it; the authors' code: 0; docs/training.md: 6 keeps "
+        "every correcting epoch's audit precision above 0.5)",
+        *_non_negative,
     )
     mask_recalled: bool = param(
         True,
@@ -430,10 +433,10 @@ class TuneConfig:
     num_samples: int = param(2, "trials (make repro's small search; docs/training.md measures 32)", *_between(1, 10000))
     max_concurrent_trials: int = param(2, "trials run at once", *_between(1, 1024))
     epochs: int | None = param(
-        3, "epochs per trial (ASHA's max_t); null: train.epochs, the final run's length", *_between(1, 10000)
+        7, "epochs per trial (ASHA's max_t); null: train.epochs, the final run's length", *_between(1, 10000)
     )
     grace_period: int = param(
-        3, "epochs before ASHA may stop a trial; more than correction.start_epoch", *_between(1, 10000)
+        7, "epochs before ASHA may stop a trial; more than correction.start_epoch", *_between(1, 10000)
     )
     reduction_factor: int = param(2, "ASHA reduction factor", *_between(2, 100))
     searcher: Literal["tpe", "random"] = param("tpe", "`tpe`: Optuna's TPE, learns from past trials; `random`")
