@@ -123,10 +123,10 @@ def search(args, base: dict) -> None:
             from_dict(Params, base),
             {
                 "tune.num_samples": args.samples,
-                "tune.epochs": args.trial_epochs,
-                "tune.grace_period": args.grace,
                 "tune.searcher": args.searcher,
                 "tune.seed": args.search_seed,
+                **({"tune.epochs": args.trial_epochs} if args.trial_epochs is not None else {}),
+                **({"tune.grace_period": args.grace} if args.grace is not None else {}),
             },
         )
         init_for_search(params)
@@ -193,8 +193,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="final training length (default: train.epochs)")
     parser.add_argument("--settings", type=int, default=8, help="correlation: settings drawn from tune.space")
     parser.add_argument("--samples", type=int, default=32, help="search: trials")
-    parser.add_argument("--trial-epochs", type=int, default=6, help="search: epochs per trial (ASHA max_t)")
-    parser.add_argument("--grace", type=int, default=7, help="search: ASHA grace period (> correction.start_epoch)")
+    parser.add_argument("--trial-epochs", type=int, help="search: epochs per trial (ASHA max_t; default: tune.epochs)")
+    parser.add_argument(
+        "--grace", type=int, help="search: ASHA grace period (> correction.start_epoch; default: tune.grace_period)"
+    )
     parser.add_argument("--searcher", default="tpe", choices=["tpe", "random"])
     parser.add_argument("--search-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
