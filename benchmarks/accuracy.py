@@ -44,6 +44,8 @@ PAPER = {
     "balance.prediction": "balanced",
     "balance.weight": 1.0,
     "loss.mfm.cooccurrence_scale": 1.0,
+    "loss.mfm.w_neg": 1.0,
+    "loss.mfm.class_weight": True,
     "loss.mfm.negative": "focal",
     "loss.mfm.reject_fraction": 0.0,
     "train.classifier_lr_scale": 1.0,
@@ -55,6 +57,8 @@ CONFIGS: dict[str, dict] = {
     "comic_shared_trunk": {"balance.shared_backbone": True},
     "comic_no_mask": {"correction.mask_recalled": False},  # the defaults before benchmark v2's measurements
     "comic_no_rlc": {"correction.weight": 0.0},
+    # MFM's head-tail factor in and out, pinned whatever the defaults (out by default: docs/training.md, 14).
+    "comic_ht_factor": {"loss.mfm.w_neg": 1.0, "loss.mfm.class_weight": True},
     "comic_no_ht_factor": {"loss.mfm.w_neg": 0.0, "loss.mfm.class_weight": False},
     "comic_no_htb": {"model.name": "single", "model.classifier": "cosine"},
     "bce": {**BASELINE, "loss.name": "bce"},

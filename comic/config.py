@@ -229,12 +229,19 @@ class MfmConfig:
     gamma_pos_pn: float = param(0.0, "positive-negative exponent on positives (gamma+_pn)", *_exponent)
     w_pos: float = param(0.0, "weight of the head-tail factor in gamma+ (w+)", *_exponent)
     gamma_neg_pn: float = param(3.0, "positive-negative exponent on negatives (gamma-_pn)", *_exponent)
-    w_neg: float = param(1.0, "weight of the head-tail factor in gamma- (w-)", *_exponent)
+    w_neg: float = param(
+        0.0,
+        "weight of the head-tail factor in gamma- (w-; the paper and the authors' code: 1; docs/training.md "
+        "point 14: 0 scores higher on validation)",
+        *_exponent,
+    )
     ht_exponent: float = param(
         1 / 3, "exponent of the head-tail factor (1 - ln(n_c / n_max))^e", *_between(0, 20, open_low=True)
     )
     clip: float = param(0.05, "probability shift on negatives", *_unit)
-    class_weight: bool = param(True, "weight each class by its head-tail factor (authors' code)")
+    class_weight: bool = param(
+        False, "weight each class by its head-tail factor (the authors' code: true; off with w- = 0, point 14)"
+    )
     cooccurrence_scale: float = param(
         1.0,
         "authors' co-occurrence prior: 1 - p_m of a negative that co-occurs with an observed positive is "
@@ -421,6 +428,7 @@ def _default_space() -> dict[str, SearchDim]:
         "loss.mfm.gamma_neg_pn": SearchDim("uniform", 2.0, 5.0),
         "loss.mfm.gamma_pos_pn": SearchDim("uniform", 0.0, 1.0),
         "loss.mfm.w_neg": SearchDim("uniform", 0.0, 2.0),
+        "loss.mfm.class_weight": SearchDim("choice", values=[False, True]),
         "balance.weight": SearchDim("uniform", 0.0, 2.0),
         "balance.alpha": SearchDim("uniform", 0.5, 3.0),
     }

@@ -64,7 +64,7 @@ def test_asl_equals_its_formula(inputs):
 def test_mfm_equals_its_formula_with_head_tail_exponents_and_class_weights(inputs):
     z, y, n = inputs
     factor = (1 - torch.log(n / n.max())) ** (1 / 3)
-    module = MFM(n, gamma_pos_pn=0.5, w_pos=0.3, gamma_neg_pn=3.0, w_neg=1.0, clip=0.05).double()
+    module = MFM(n, gamma_pos_pn=0.5, w_pos=0.3, gamma_neg_pn=3.0, w_neg=1.0, clip=0.05, class_weight=True).double()
     reference = reference_asymmetric(z, y, 0.5 + 0.3 * factor, 3.0 + factor, 0.05, class_weight=factor)
     check(module(z, y), reference, z)
 
@@ -180,6 +180,10 @@ def factor(counts):
     return (1 - torch.log(counts / counts.max())) ** (1 / 3)
 
 
+# The paper's head-tail factor (off by default): the references below keep it in, so they test it as well.
+HEAD_TAIL = {"w_neg": 1.0, "class_weight": True}
+
+
 def test_mfm_with_the_cooccurrence_prior_equals_the_authors_formula(inputs):
     z, y, n = inputs
     cooccurrence = torch.tensor([[5, 2, 0, 0, 1], [2, 4, 0, 0, 0], [0, 0, 3, 1, 0], [0, 0, 1, 2, 0], [1, 0, 0, 0, 2]])
@@ -191,7 +195,7 @@ def test_mfm_with_the_cooccurrence_prior_equals_the_authors_formula(inputs):
     w = factor(n)
     neg = -((1 - xs_neg) ** gamma_neg).detach() * torch.log(torch.clamp(xs_neg, min=1e-8))
     reference = (w * (y * -torch.log(p) + (1 - y) * neg)).sum() / B
-    module = MFM(n, cooccurrence_scale=1.2, cooccurrence=cooccurrence.double()).double()
+    module = MFM(n, cooccurrence_scale=1.2, cooccurrence=cooccurrence.double(), **HEAD_TAIL).double()
     check(module(z, y), reference, z)
 
 
@@ -199,12 +203,12 @@ def test_mfm_with_hill_negatives_equals_its_formula(inputs):
     z, y, n = inputs
     p = torch.sigmoid(z)
     reference = (factor(n) * (y * -torch.log(p) + (1 - y) * (1.5 - p) * p**2)).sum() / B
-    check(MFM(n, negative="hill", hill_lamb=1.5).double()(z, y), reference, z)
+    check(MFM(n, negative="hill", hill_lamb=1.5, **HEAD_TAIL).double()(z, y), reference, z)
 
 
 def test_mfm_rejection_drops_exactly_the_largest_negative_terms(inputs):
     z, y, n = inputs
-    keep_all = MFM(n).double()
+    keep_all = MFM(n, **HEAD_TAIL).double()
     p = torch.sigmoid(z)
     p_m = torch.clamp(p - 0.05, min=0)
     neg = -(p_m.detach() ** (3 + factor(n))) * torch.log(1 - p_m)
@@ -213,8 +217,8 @@ def test_mfm_rejection_drops_exactly_the_largest_negative_terms(inputs):
     cutoff = torch.topk(values.detach(), k).values[-1]
     dropped = (y < 0.5) & (neg.detach() >= cutoff)
     reference = (factor(n) * (y * -torch.log(p) + (1 - y) * neg) * (~dropped)).sum() / B
-    check(MFM(n, reject_fraction=0.25).double()(z, y), reference, z)
-    assert keep_all(z, y) > MFM(n, reject_fraction=0.25).double()(z, y)
+    check(MFM(n, reject_fraction=0.25, **HEAD_TAIL).double()(z, y), reference, z)
+    assert keep_all(z, y) > MFM(n, reject_fraction=0.25, **HEAD_TAIL).double()(z, y)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
