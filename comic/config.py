@@ -240,7 +240,7 @@ class MfmConfig:
     )
     clip: float = param(0.05, "probability shift on negatives", *_unit)
     class_weight: bool = param(
-        False, "weight each class by its head-tail factor (the authors' code: true; off with w- = 0, point 14)"
+        False, "weight each class by its head-tail factor (the authors' code: true; docs/training.md point 14)"
     )
     cooccurrence_scale: float = param(
         1.0,
