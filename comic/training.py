@@ -192,8 +192,6 @@ def train(
     model = build_model(params.model, params.balance, num_classes=num_classes).to(device)
     if device.type == "cuda" and distributed.is_distributed():
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
     objective = objective_for(
         params,
         class_counts=torch.tensor(data.classes["train_counts"], dtype=torch.float32),

