@@ -11,7 +11,7 @@ Configurations, each measured in the same run (warm-up steps first, then timed s
 1. `torchvision_resnet50` (the reference): torchvision ResNet-50 (fc -> classes), BCE-with-logits,
    bf16 autocast, channels_last, Adam, `--batch` images per step.
 2. `comic_three_backbones`: HTBModel, three ResNet-50 backbones, the full COMIC objective (MFM + RLC + HTB
-   distillation) through `comic.engine.train_step` (bf16 autocast and channels_last on CUDA), `--batch`
+   distillation) through `comic.engine.train_step` (channels_last; bf16 autocast on CUDA), `--batch`
    images per stream (instance and re-balanced stream).
 3. `comic_shared_trunk`: the same with one shared trunk and three necks.
 4. `authors_recipe`: the authors' code: three frozen ResNet-50 backbones (no gradient, eval mode), fp32,
@@ -98,13 +98,11 @@ def long_tailed_counts(num_classes: int, num_samples: int = NUM_SAMPLES) -> torc
 
 
 def make_batch(
-    size: int, image_size: int, positive_rate_c: torch.Tensor, device: torch.device, channels_last: bool
+    size: int, image_size: int, positive_rate_c: torch.Tensor, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """Random normal images and random multi-labels (each class positive with its own rate), with
     MISSING_RATE of the positives hidden from `labels_observed`."""
-    images = torch.randn(size, 3, image_size, image_size, device=device)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    images = torch.randn(size, 3, image_size, image_size, device=device).contiguous(memory_format=torch.channels_last)
     rate = positive_rate_c.to(device).expand(size, -1)
     full = torch.bernoulli(rate)
     observed = full * (torch.rand_like(full) >= MISSING_RATE).float()
@@ -155,13 +153,13 @@ def setup_reference(args: argparse.Namespace, device: torch.device, compiled: bo
             ModelConfig(name="single", backbone=args.backbone), BalanceConfig(), num_classes=args.classes
         )
         described = f"SingleHeadModel({args.backbone}) + Linear (no torchvision {args.backbone})"
-    model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
+    model = model.to(device, memory_format=torch.channels_last)
     params = Params()
     optimizer = build_optimizer(
         model, lr=params.train.lr, weight_decay=params.train.weight_decay, classifier_lr_scale=1.0
     )
     rate = long_tailed_counts(args.classes) / NUM_SAMPLES
-    data = cycle([make_batch(args.batch, args.image_size, rate, device, cuda) for _ in range(DATA_SETS)])
+    data = cycle([make_batch(args.batch, args.image_size, rate, device) for _ in range(DATA_SETS)])
     amp = cuda and args.amp
     model.train()
     forward = torch.compile(model) if compiled else model
@@ -235,7 +233,7 @@ def comic_parts(
         )
     else:
         model = build_model(params.model, params.balance, num_classes=args.classes)
-    model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
+    model = model.to(device, memory_format=torch.channels_last)
     counts = long_tailed_counts(args.classes)
     objective = objective_for(
         params,
@@ -248,8 +246,8 @@ def comic_parts(
     rebalanced_rate = torch.full_like(instance_rate, float(instance_rate.mean()))  # class-aware sampling: flat
     batches = [
         {
-            "instance": make_batch(batch, args.image_size, instance_rate, device, cuda),
-            "rebalanced": make_batch(batch, args.image_size, rebalanced_rate, device, cuda),
+            "instance": make_batch(batch, args.image_size, instance_rate, device),
+            "rebalanced": make_batch(batch, args.image_size, rebalanced_rate, device),
         }
         for _ in range(DATA_SETS)
     ]
@@ -555,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps": args.steps,
             "warmup": args.warmup,
             "amp_bf16": args.amp and device.type == "cuda",
-            "channels_last": device.type == "cuda",
+            "channels_last": True,
             "ddp": args.ddp,
             "seed": args.seed,
             "configs": selected,
