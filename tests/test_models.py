@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from comic.config import BalanceConfig, ModelConfig
+from comic.device import to_device
 from comic.losses import distillation_weights, htb_distillation
 from comic.models import CosineClassifier, build_model, learning_effect
 from tests.builders import backbone as build_backbone
@@ -139,8 +140,6 @@ def test_the_single_head_ablation_can_keep_the_cosine_classifier():
 
 
 def test_models_and_image_batches_are_channels_last_and_cached_features_pass_through():
-    from comic.device import to_device
-
     model = build_model(ModelConfig(), BalanceConfig(), num_classes=5)
     convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
