@@ -4,13 +4,16 @@ torch.multiprocessing or under Ray Train; and the latency of gloo all-reduces by
     PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py loop --launcher torch --epochs 2
     PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py loop --launcher ray --epochs 2 [--omp 2]
     PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py allreduce
+    PYTHONPATH=. .venv/bin/python benchmarks/profile_ddp.py ops [--steps 10]
 
 `loop` trains the default params (`comic.training.train`) on 2 ranks of one core each and prints, per rank,
 the loop's images/s per epoch and the seconds spent waiting for the loader and inside `train_step`.
 `--omp N` exports OMP_NUM_THREADS=N to the workers first, as a user's shell might; under Ray each worker
 then resets it to its CPU share, unless `--keep-env` (how the train loop behaved before that fix).
 `allreduce` prints the median and 90th percentile of one gloo all-reduce between 2 processes for a few
-tensor sizes.
+tensor sizes. `ops` runs `torch.profiler` over a few training steps of one process at one thread (after a
+warm-up of 5 steps) and prints the share of the step's CPU time spent in convolution, forward and backward,
+and the operators that take the most.
 """
 
 from __future__ import annotations
@@ -136,6 +139,52 @@ def allreduce(_: argparse.Namespace) -> None:
         mp.spawn(_allreduce_rank, args=(f"{folder}/store",), nprocs=2)
 
 
+class _Profiled(Exception):
+    """Raised from inside the training loop once the profiled steps are done."""
+
+
+def ops(args: argparse.Namespace) -> None:
+    import comic.training as training
+    from comic.config import load_params, override
+
+    torch.set_num_threads(1)
+    params = override(load_params(), {"model.name": args.model, "train.epochs": 1})
+    step, calls = training.train_step, []
+    warmup = 5
+
+    def profiled_step(*step_args, **kwargs):
+        calls.append(None)
+        if len(calls) <= warmup:
+            return step(*step_args, **kwargs)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            parts = step(*step_args, **kwargs)
+        profiles.append(profiler.key_averages())
+        if len(profiles) == args.steps:
+            raise _Profiled
+        return parts
+
+    profiles: list = []
+    training.train_step = profiled_step
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            training.train(params, str(Path(args.data).resolve()), training.LocalReporter(Path(folder)))
+        except _Profiled:
+            pass
+    self_us: dict[str, float] = {}
+    for averages in profiles:
+        for event in averages:
+            self_us[event.key] = self_us.get(event.key, 0.0) + event.self_cpu_time_total
+    total = sum(self_us.values())
+    forward = sum(v for k, v in self_us.items() if "convolution" in k and "backward" not in k)
+    backward = sum(v for k, v in self_us.items() if "convolution_backward" in k)
+    print(
+        f"{args.model}, {args.steps} steps at 1 thread: {total / 1e3 / args.steps:.0f} ms a step; convolution "
+        f"{(forward + backward) / total:.0%} of it (forward {forward / total:.0%}, backward {backward / total:.0%})"
+    )
+    for name, value in sorted(self_us.items(), key=lambda item: -item[1])[:8]:
+        print(f"  {value / total:6.1%}  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +199,11 @@ def main() -> None:
     )
     loop_parser.set_defaults(run=loop)
     commands.add_parser("allreduce", help="gloo all-reduce latency by size").set_defaults(run=allreduce)
+    ops_parser = commands.add_parser("ops", help="torch.profiler: the share of convolution in a training step")
+    ops_parser.add_argument("--data", default="data/plt")
+    ops_parser.add_argument("--steps", type=int, default=10)
+    ops_parser.add_argument("--model", choices=["comic", "single"], default="comic")
+    ops_parser.set_defaults(run=ops)
     args = parser.parse_args()
     args.run(args)
 
