@@ -9,6 +9,11 @@
     # 3. The same search over a space centred on the defaults (benchmarks/space_centred.yaml):
     PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --space benchmarks/space_centred.yaml \
         --samples 32 --trial-epochs 15 --grace 7 --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_centred.json
+    # 4. A search in the pretrained regime (frozen EfficientNet-Lite0, features computed once, as the embed stage):
+    PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 15 --grace 3 \
+        --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_lite0.json --set model.backbone=efficientnet_lite0 \
+        model.pretrained=true model.freeze_backbone=true balance.shared_backbone=true model.input_size=128 \
+        correction.start_epoch=2
 
 `correlation` draws settings from `tune.space` (seeded), trains each for `train.epochs` in its own
 process, and computes, for several trial lengths L, the Spearman correlation between the best smoothed
@@ -17,8 +22,9 @@ full run. `search` runs the stage's search (`comic.tune.run_search`: Ray, the co
 ASHA) and trains the default and the best settings for every seed (`benchmarks/accuracy.run_one`: the
 epoch selected on validation, scored once on test); when the search kept its starting point
 (`tune.start_from_current`), the best settings are the default and are not trained twice. `--space`
-replaces `tune.space` with a YAML file's, validated as params.yaml's is. Test numbers never feed back
-into a setting.
+replaces `tune.space` with a YAML file's, validated as params.yaml's is; `--set` overrides params (the
+defaults the search starts from and the default it is compared with). Test numbers never feed back into
+a setting.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from accuracy import run_one
+from accuracy import cached_features, run_one
 
 LENGTHS = (3, 6, 12, 25)
 
@@ -92,7 +98,7 @@ def correlation(args, base: dict) -> None:
     samples = [draw(base["tune"]["space"], rng) for _ in range(args.settings)]
     done = {r["config"] for r in result["runs"]}
     jobs = [
-        (f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample, None, 1)
+        (f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample, args.features, 1)
         for i, sample in enumerate(samples)
         if f"setting{i}" not in done
     ]
@@ -132,7 +138,13 @@ def search(args, base: dict) -> None:
         init_for_search(params)
         started = time.time()
         try:
-            found = run_search(params, args.data, storage_path=tempfile.mkdtemp(prefix="comic-tune-"), name="bench")
+            found = run_search(
+                params,
+                args.data,
+                storage_path=tempfile.mkdtemp(prefix="comic-tune-"),
+                name="bench",
+                features_dir=args.features,
+            )
         finally:
             ray.shutdown()
         seconds = time.time() - started
@@ -157,7 +169,7 @@ def search(args, base: dict) -> None:
     done = {(r["config"], r["seed"]) for r in result["runs"]}
     data = str(Path(args.data).resolve())
     jobs = [
-        (name, seed, data, args.epochs, base, updates, None, 1)
+        (name, seed, data, args.epochs, base, updates, args.features, 1)
         for seed in args.seeds
         for name, updates in configs
         if (name, seed) not in done
@@ -202,21 +214,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides (YAML values)")
     args = parser.parse_args()
     import yaml
 
     from comic.config import check_search_space, load_params, override, to_dict
 
     params = load_params(args.params)
+    if args.set:
+        params = override(params, {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
     if args.space:  # validated as params.yaml's own space would be
         params = override(params, {"tune.space": yaml.safe_load(Path(args.space).read_text())})
         check_search_space(params)
     base = to_dict(params)
     args.epochs = args.epochs or base["train"]["epochs"]
+    args.features = cached_features(base, {}, str(Path(args.data).resolve()), {})
     args.command = f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py {args.mode} " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
-        if k not in ("mode", "command")
+        if k not in ("mode", "command", "features") and v not in ("", [])
     )
     (correlation if args.mode == "correlation" else search)(args, base)
 
