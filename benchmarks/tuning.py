@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -137,16 +138,12 @@ def search(args, base: dict) -> None:
         )
         init_for_search(params)
         started = time.time()
+        storage = tempfile.mkdtemp(prefix="comic-tune-")
         try:
-            found = run_search(
-                params,
-                args.data,
-                storage_path=tempfile.mkdtemp(prefix="comic-tune-"),
-                name="bench",
-                features_dir=args.features,
-            )
+            found = run_search(params, args.data, storage_path=storage, name="bench", features_dir=args.features)
         finally:
             ray.shutdown()
+            shutil.rmtree(storage, ignore_errors=True)
         seconds = time.time() - started
         result["search"] = {
             "space": base["tune"]["space"],
@@ -232,7 +229,7 @@ def main() -> None:
     args.command = f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py {args.mode} " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
-        if k not in ("mode", "command", "features") and v not in ("", [])
+        if k not in ("mode", "command", "features") and v not in ("", [], None)
     )
     (correlation if args.mode == "correlation" else search)(args, base)
 

@@ -109,6 +109,7 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
     succeeded = next(row for row in result.trials if row["status"] == "ok")
     assert result.best_sample == {"correction.tau": succeeded["correction.tau"]}
     assert succeeded["epochs"] == 2 and 0 <= succeeded[SCORE] <= 100
+    assert len(list((tmp_path / "ray").rglob("checkpoint_*"))) == 1  # the last epoch's of 2; the failed trial has none
 
     best, trials = tmp_path / "tune" / "best_params.yaml", tmp_path / "tune" / "trials.csv"
     write_outputs(result, params, best, trials)
