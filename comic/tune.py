@@ -101,17 +101,25 @@ def trainable(config: dict, setup: dict) -> None:
         sink.client.set_terminated(sink.run_id, "FINISHED")
 
 
-def _train_distributed(params: Params, setup: dict, sink) -> None:
-    from ray.train import RunConfig
-    from ray.tune.integration.ray_train import TuneReportCallback
+def distributed_trial_run_config(name: str, storage_path: str, callbacks: list):
+    """The Ray Train run of a distributed trial (`callbacks`: the report to Tune), keeping its last checkpoint
+    only; Train V2 refuses Tune's `CheckpointConfig` and wants its own."""
+    from ray.train import CheckpointConfig, RunConfig
 
-    run_config = RunConfig(
-        name=f"{tune.get_context().get_trial_name()}-train",
-        storage_path=setup["storage_path"],
-        callbacks=[TuneReportCallback()],
-        checkpoint_config=TRIAL_CHECKPOINTS,
+    return RunConfig(
+        name=name,
+        storage_path=storage_path,
+        callbacks=callbacks,
+        checkpoint_config=CheckpointConfig(num_to_keep=TRIAL_CHECKPOINTS.num_to_keep),
         logging_config=TRAIN_LOGGING,
     )
+
+
+def _train_distributed(params: Params, setup: dict, sink) -> None:
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    name = f"{tune.get_context().get_trial_name()}-train"
+    run_config = distributed_trial_run_config(name, setup["storage_path"], [TuneReportCallback()])
     params = override(params, {"train.num_workers": setup["workers_per_trial"]})
     mlflow = (sink.uri, sink.run_id) if sink else None
     trainer = build_trainer(

@@ -121,6 +121,12 @@ def test_a_two_value_search_finishes_records_an_injected_failure_and_writes_both
     assert any("injected failure of trial 1" in row["error"] for row in rows)
 
 
+def test_a_distributed_trial_keeps_its_last_checkpoint_only(tmp_path):
+    from comic.tune import distributed_trial_run_config
+
+    assert distributed_trial_run_config("t", str(tmp_path), []).checkpoint_config.num_to_keep == 1
+
+
 def test_the_train_stage_applies_the_searched_values_only_when_asked(tmp_path):
     from comic.config import apply_file
 
