@@ -72,6 +72,19 @@ class LocalCluster:
     dashboard_port: int
     nodes: list[Node] = field(default_factory=list)
     started: int = 0  # nodes ever started: the next one's address is 127.0.0.<2 + started>
+    assigned: list[int] = field(default_factory=list)  # every port handed out, bound yet or not
+
+    def __post_init__(self) -> None:
+        self.assigned = sorted({*self.assigned, self.gcs_port, self.dashboard_port})
+
+    def _ports(self, count: int) -> list[int]:
+        """Free ports that no component of this cluster was given: a port handed out but not bound
+        yet (its node still starting) is free to the OS, and Ray refuses a node whose ports repeat."""
+        while True:
+            ports = free_ports(count)
+            if not set(ports) & set(self.assigned):
+                self.assigned += ports
+                return ports
 
     @property
     def gcs_address(self) -> str:
@@ -124,7 +137,7 @@ class LocalCluster:
         # Ray replaces that one by the address of the default route, which is not loopback.
         ip = f"127.0.0.{2 + self.started}"
         self.started += 1
-        manager, objects, agent, agent_grpc, env_agent, metrics = free_ports(6)
+        manager, objects, agent, agent_grpc, env_agent, metrics = self._ports(6)
         return [
             f"--node-ip-address={ip}",
             f"--num-cpus={cpus}",
@@ -152,7 +165,7 @@ class LocalCluster:
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
-            f"--ray-client-server-port={free_ports(1)[0]}",
+            f"--ray-client-server-port={self._ports(1)[0]}",
         ]
         return self._start("head", args, cpus, ip)
 
