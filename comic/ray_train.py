@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import ray
@@ -28,9 +30,9 @@ from comic.training import train
 class RayReporter:
     """`comic.training.Reporter` on top of `ray.train.report` / `ray.train.get_checkpoint`."""
 
-    def restore(self) -> Path | None:
+    def restored(self) -> AbstractContextManager[Path | None]:
         checkpoint = ray.train.get_checkpoint()
-        return private_directory(checkpoint) if checkpoint is not None else None
+        return private_directory(checkpoint) if checkpoint is not None else nullcontext()
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
@@ -39,16 +41,20 @@ class RayReporter:
         faults.after_worker_report(metrics["epoch"], context.get_world_rank(), context.get_world_size())
 
 
-def private_directory(checkpoint: ray.train.Checkpoint) -> Path:
+@contextmanager
+def private_directory(checkpoint: ray.train.Checkpoint) -> Iterator[Path]:
     """A directory holding `checkpoint` that no other rank writes to. `to_directory()` without a path gives
     every rank on a node the same folder, and a rank that takes Ray's lock after another released it
     downloads again over the files the first is reading (a torn `state.pt` on restore, seen under DDP on
-    one machine). A checkpoint on a local filesystem is read where it is (it is never written again)."""
+    one machine). A checkpoint on a local filesystem is read where it is (it is never written again); one
+    on remote storage is downloaded into a folder of this process's own, deleted when the `with` ends."""
     import pyarrow.fs
 
     if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
-        return Path(checkpoint.path)
-    return Path(checkpoint.to_directory(tempfile.mkdtemp(prefix="comic-restore-")))
+        yield Path(checkpoint.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="comic-restore-") as folder:
+        yield Path(checkpoint.to_directory(folder))
 
 
 def use_assigned_cpus() -> int:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -40,8 +41,9 @@ from comic.tracking import MetricSink
 
 
 class Reporter(Protocol):
-    def restore(self) -> Path | None:
-        """Folder of the latest checkpoint to resume from, or None for a fresh start."""
+    def restored(self) -> AbstractContextManager[Path | None]:
+        """Folder of the latest checkpoint to resume from (None: a fresh start), readable inside the `with`:
+        a copy fetched from remote storage is deleted after."""
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         """Called by every rank once per epoch; rank 0 passes the checkpoint folder, others None."""
@@ -54,9 +56,9 @@ class LocalReporter:
     root: Path
     history: list[dict] = field(default_factory=list)
 
-    def restore(self) -> Path | None:
+    def restored(self) -> AbstractContextManager[Path | None]:
         latest = Path(self.root) / "checkpoint"
-        return latest if (latest / checkpoint.STATE_FILE).is_file() else None
+        return nullcontext(latest if (latest / checkpoint.STATE_FILE).is_file() else None)
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         self.history.append(metrics)
@@ -217,10 +219,11 @@ def train(
         "resumed_at": [],
     }
 
-    restored = reporter.restore()
-    best_state = None
-    if restored is not None:
-        state, best_state = checkpoint.load(restored, map_location=device)
+    state, best_state = None, None
+    with reporter.restored() as restored:  # the state is read into memory: a fetched copy can go
+        if restored is not None:
+            state, best_state = checkpoint.load(restored, map_location=device)
+    if state is not None:
         model.load_state_dict(state[checkpoint.MODEL])
         optimizer.load_state_dict(state[checkpoint.OPTIMIZER])
         scheduler.load_state_dict(state[checkpoint.SCHEDULER])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ray import tune
 
 from comic import faults
 from comic.config import Params, SearchDim, flatten, from_dict, override, to_dict
-from comic.ray_train import TRAIN_LOGGING, build_trainer, init_ray, quiet_ray_logs, storage_uri
+from comic.ray_train import TRAIN_LOGGING, build_trainer, init_ray, private_directory, quiet_ray_logs, storage_uri
 from comic.tracking import MlflowSink
 from comic.training import train
 from comic.tune_results import SCORE
@@ -58,9 +59,9 @@ TRIAL_CHECKPOINTS = tune.CheckpointConfig(num_to_keep=1)
 class TuneReporter:
     """`comic.training.Reporter` for a trial that trains in its own process."""
 
-    def restore(self) -> Path | None:
+    def restored(self) -> AbstractContextManager[Path | None]:
         checkpoint = tune.get_checkpoint()
-        return Path(checkpoint.to_directory()) if checkpoint is not None else None
+        return private_directory(checkpoint) if checkpoint is not None else nullcontext()
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None

@@ -58,7 +58,7 @@ def test_a_worker_uses_one_thread_per_assigned_cpu_whatever_the_driver_exported(
         ray.shutdown()
 
 
-def test_each_rank_restores_from_a_folder_no_other_rank_writes(tmp_path):
+def test_each_rank_restores_from_a_folder_no_other_rank_writes_and_a_downloaded_copy_is_deleted(tmp_path):
     import pyarrow.fs
 
     from comic.ray_train import private_directory
@@ -66,9 +66,13 @@ def test_each_rank_restores_from_a_folder_no_other_rank_writes(tmp_path):
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "state.pt").write_bytes(b"weights")
     local = ray.train.Checkpoint(str(tmp_path / "ckpt"))
-    assert private_directory(local) == tmp_path / "ckpt"  # read in place: nothing is copied over it
+    with private_directory(local) as folder:
+        assert folder == tmp_path / "ckpt"  # read in place: nothing is copied over it
+    assert (tmp_path / "ckpt" / "state.pt").is_file()
     remote_like = ray.train.Checkpoint(
         "ckpt", filesystem=pyarrow.fs.SubTreeFileSystem(str(tmp_path), pyarrow.fs.LocalFileSystem())
     )
-    first, second = private_directory(remote_like), private_directory(remote_like)
-    assert first != second and (first / "state.pt").read_bytes() == (second / "state.pt").read_bytes() == b"weights"
+    with private_directory(remote_like) as first, private_directory(remote_like) as second:
+        assert first != second
+        assert (first / "state.pt").read_bytes() == (second / "state.pt").read_bytes() == b"weights"
+    assert not first.exists() and not second.exists()  # the downloaded copies do not pile up in /tmp
