@@ -91,8 +91,9 @@ def full_label_copy(data_dir: Path, out: Path) -> Path:
     return out
 
 
-def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, str]) -> str | None:
-    """The trunk features of a frozen backbone for `data_dir` (computed once, like the embed stage), or None."""
+def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, str], scratch: str) -> str | None:
+    """The trunk features of a frozen backbone for `data_dir` (computed once, like the embed stage, into a
+    folder under `scratch`), or None."""
     from comic.config import Params, from_dict, override
     from comic.features import embed
     from comic.models import input_spec
@@ -103,7 +104,7 @@ def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, st
     key = json.dumps([data_dir, params.model.backbone, params.model.pretrained, params.model.pretrained_path,
                       params.model.input_size, params.data.image_size])  # fmt: skip
     if key not in made:
-        folder = Path(tempfile.mkdtemp(prefix="comic-features-")) / "features"
+        folder = Path(scratch) / f"features{len(made)}"
         embed(params.model, input_spec(params.model, params.data.image_size), data_dir, folder)
         made[key] = str(folder)
     return made[key]
@@ -336,36 +337,36 @@ def main() -> None:
     out = Path(args.out)
     runs: list[dict] = json.loads(out.read_text())["runs"] if out.is_file() else []
     done = {(r["config"], r["seed"]) for r in runs if r["epochs"] == args.epochs}
-    full = None
-    features: dict[str, str] = {}  # one cache per data folder and trunk, as the embed stage makes it
-    jobs = []
-    for seed in args.seeds:
-        for name in args.configs:
-            label = name + args.label
-            if (label, seed) in done:
-                continue
-            if name.endswith("_full") and full is None:
-                full = full_label_copy(data, Path(tempfile.mkdtemp(prefix="comic-full-")))
-            folder = str(full if name.endswith("_full") else data)
-            config = {**CONFIGS[name], **updates}
-            features_dir = cached_features(base, config, folder, features)
-            jobs.append((label, seed, folder, args.epochs, base, config, features_dir, args.threads))
     command = "PYTHONPATH=. .venv/bin/python benchmarks/accuracy.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
         if v not in ("", [])
     )
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for future in as_completed([pool.submit(run_one, job) for job in jobs]):
-            result = future.result()
-            runs.append(result)
-            print(
-                f"{result['config']:>24} seed {result['seed']}: test mAP {result['mAP']:.2f} "
-                f"(few {result['mAP_few']:.2f}; last-5 {result['last5_mAP']:.2f}), val {result['val_mAP_smoothed']:.2f}"
-                f" at epoch {result['best_epoch']} ({result['prediction']}), {result['seconds']} s",
-                flush=True,
-            )
-            write_results(out, command, runs, args.reference)
+    with tempfile.TemporaryDirectory(prefix="comic-bench-") as scratch:  # cached features, full-label copy
+        full = None
+        features: dict[str, str] = {}  # one cache per data folder and trunk, as the embed stage makes it
+        jobs = []
+        for seed in args.seeds:
+            for name in args.configs:
+                label = name + args.label
+                if (label, seed) in done:
+                    continue
+                if name.endswith("_full") and full is None:
+                    full = full_label_copy(data, Path(scratch) / "full")
+                folder = str(full if name.endswith("_full") else data)
+                config = {**CONFIGS[name], **updates}
+                features_dir = cached_features(base, config, folder, features, scratch)
+                jobs.append((label, seed, folder, args.epochs, base, config, features_dir, args.threads))
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for future in as_completed([pool.submit(run_one, job) for job in jobs]):
+                runs.append(result := future.result())
+                print(
+                    f"{result['config']:>24} seed {result['seed']}: test mAP {result['mAP']:.2f} (few "
+                    f"{result['mAP_few']:.2f}; last-5 {result['last5_mAP']:.2f}), val {result['val_mAP_smoothed']:.2f}"
+                    f" at epoch {result['best_epoch']} ({result['prediction']}), {result['seconds']} s",
+                    flush=True,
+                )
+                write_results(out, command, runs, args.reference)
     if runs:
         write_results(out, command, runs, args.reference)
 

@@ -225,13 +225,14 @@ def main() -> None:
         check_search_space(params)
     base = to_dict(params)
     args.epochs = args.epochs or base["train"]["epochs"]
-    args.features = cached_features(base, {}, str(Path(args.data).resolve()), {})
     args.command = f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py {args.mode} " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()
         if k not in ("mode", "command", "features") and v not in ("", [], None)
     )
-    (correlation if args.mode == "correlation" else search)(args, base)
+    with tempfile.TemporaryDirectory(prefix="comic-bench-") as scratch:  # the cached features of a frozen trunk
+        args.features = cached_features(base, {}, str(Path(args.data).resolve()), {}, scratch)
+        (correlation if args.mode == "correlation" else search)(args, base)
 
 
 if __name__ == "__main__":
