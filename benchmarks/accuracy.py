@@ -189,7 +189,7 @@ def run_one(job: tuple) -> dict:
     }
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return (math.nan, math.nan)
@@ -202,7 +202,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         mine = sorted((r for r in runs if r["config"] == name), key=lambda r: r["seed"])
         row = {"config": name, "seeds": [r["seed"] for r in mine]}
         for key in ("val_mAP_smoothed", *METRICS, *(f"{p}_{k}" for p in ("last", "last5") for k in METRICS)):
-            row[key] = _mean_std([r[key] for r in mine])
+            row[key] = mean_std([r[key] for r in mine])
         rows.append(row)
     return rows
 

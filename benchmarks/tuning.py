@@ -39,7 +39,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from accuracy import cached_features, run_one
+from accuracy import cached_features, mean_std, run_one
 
 LENGTHS = (3, 6, 12, 25)
 
@@ -181,7 +181,7 @@ def _write(out: Path, result: dict) -> None:
     for name in dict.fromkeys(r["config"] for r in runs):
         mine = [r for r in runs if r["config"] == name]
         result.setdefault("summary", {})[name] = {
-            key: (statistics.mean(r[key] for r in mine), statistics.pstdev(r[key] for r in mine))
+            key: mean_std([r[key] for r in mine])  # the sample std, as accuracy.py's tables
             for key in ("mAP", "mAP_few", "last5_mAP")
         }
     by_seed = {(r["config"], r["seed"]): r for r in runs}
