@@ -189,6 +189,13 @@ def run_one(job: tuple) -> dict:
     }
 
 
+def parse_sets(items: list[str]) -> dict:
+    """`--set KEY=VALUE ...` as params overrides, each value read as YAML (true, 0.1, null, a string)."""
+    import yaml
+
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
@@ -327,11 +334,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import yaml
-
     from comic.config import load_params, to_dict
 
-    updates = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    updates = parse_sets(args.set)
     base = to_dict(load_params(args.params))  # read once: edits to params.yaml during the run do not leak in
     data = Path(args.data).resolve()
     out = Path(args.out)

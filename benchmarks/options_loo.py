@@ -15,13 +15,14 @@ test, and the table's paired differences are `comic_tuned` minus each row. Finis
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from accuracy import parse_sets
 
 from comic.config import flatten, load_params, override
 
@@ -29,7 +30,10 @@ from comic.config import flatten, load_params, override
 def recipe(command: str) -> list[str]:
     """The `--set KEY=VALUE ...` overrides a recorded benchmark command ran under."""
     words = shlex.split(command)
-    return words[words.index("--set") + 1 :] if "--set" in words else []
+    if "--set" not in words:
+        return []
+    after = words[words.index("--set") + 1 :]
+    return list(itertools.takewhile(lambda word: not word.startswith("--"), after))
 
 
 def assignment(key: str, value) -> str:
@@ -59,8 +63,7 @@ def main() -> None:
     result = json.loads(Path(args.search).read_text())
     search = result["search"]
     sets = recipe(result["command"])
-    updates = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in sets)}
-    defaults = flatten(override(load_params(args.params), updates))  # what the search started from
+    defaults = flatten(override(load_params(args.params), parse_sets(sets)))  # what the search started from
     best = [assignment(key, value) for key, value in search["best"].items()]
     for label, undo in {"": {}, **groups(search, defaults)}.items():
         reverted = [assignment(key, value) for key, value in undo.items()]

@@ -39,7 +39,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from accuracy import cached_features, mean_std, run_one
+from accuracy import cached_features, mean_std, parse_sets, run_one
 
 LENGTHS = (3, 6, 12, 25)
 
@@ -219,7 +219,7 @@ def main() -> None:
 
     params = load_params(args.params)
     if args.set:
-        params = override(params, {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
+        params = override(params, parse_sets(args.set))
     if args.space:  # validated as params.yaml's own space would be
         params = override(params, {"tune.space": yaml.safe_load(Path(args.space).read_text())})
         check_search_space(params)
