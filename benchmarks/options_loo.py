@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from accuracy import parse_sets
+from accuracy import parse_sets, write_results
 
 from comic.config import flatten, load_params, override
 
@@ -75,6 +75,16 @@ def main() -> None:
         ]  # fmt: skip
         print(f"options_loo: {label or 'the best trial'}: {' '.join(reverted) or 'as tuned'}", flush=True)
         subprocess.run(command, check=True)
+    # Each accuracy.py call recorded its own command, which reruns one group: the file names this script's.
+    out = Path(args.out)
+    write_results(out, this_command(args), json.loads(out.read_text())["runs"], "comic_tuned")
+
+
+def this_command(args: argparse.Namespace) -> str:
+    return "PYTHONPATH=. .venv/bin/python benchmarks/options_loo.py " + " ".join(
+        f"--{key} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in vars(args).items()
+    )
 
 
 if __name__ == "__main__":
