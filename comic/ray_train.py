@@ -1,8 +1,8 @@
 """Ray Train adapter: runs `comic.training.train` on N DDP workers (gloo on CPU, NCCL on GPUs).
 
-A run is named by a hash of its resolved params and data version: running the same stage again after a
-crash finds the run's checkpoints under `storage_path` and resumes (Ray Train V2 restores the latest
-checkpoint of a run with the same name); changed params start a new run.
+A run is named by a hash of its resolved params, data version and the package's source: running the same
+stage again after a crash finds the run's checkpoints under `storage_path` and resumes (Ray Train V2
+restores the latest checkpoint of a run with the same name); changed params or changed code start a new run.
 """
 
 from __future__ import annotations
@@ -84,10 +84,24 @@ def train_loop_per_worker(config: dict) -> None:
 TRAINING_SECTIONS = ("seed", "data", "model", "loss", "correction", "balance", "train", "metrics")
 
 
+PACKAGE = Path(__file__).resolve().parent
+
+
+def code_digest(root: Path = PACKAGE) -> str:
+    """sha256 of the package's Python sources (relative path and bytes, in path order). Without it in the run
+    name, `dvc repro` after a code change "resumed" the finished run of the old code and re-exported its
+    model as the new code's."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def run_name(params: Params, data_version: str, prefix: str = "comic", extra: tuple[str, ...] = ()) -> str:
-    """Same inputs, same name: the training sections (plus `extra`, e.g. `tune` for a search) and the data."""
+    """Same inputs, same name: the training sections (plus `extra`, e.g. `tune` for a search), the data and
+    the code."""
     inputs = {k: v for k, v in to_dict(params).items() if k in TRAINING_SECTIONS + extra}
-    digest = hashlib.sha256(json.dumps([inputs, data_version], sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([inputs, data_version, code_digest()], sort_keys=True).encode()).hexdigest()
     return f"{prefix}-{digest[:12]}"
 
 

@@ -76,3 +76,22 @@ def test_each_rank_restores_from_a_folder_no_other_rank_writes_and_a_downloaded_
         assert first != second
         assert (first / "state.pt").read_bytes() == (second / "state.pt").read_bytes() == b"weights"
     assert not first.exists() and not second.exists()  # the downloaded copies do not pile up in /tmp
+
+
+def test_a_run_is_named_by_its_params_data_and_code_so_a_code_change_never_resumes_an_old_run(tmp_path, monkeypatch):
+    from comic import ray_train
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    before = ray_train.code_digest(tmp_path)
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")
+    assert ray_train.code_digest(tmp_path) != before
+
+    params = Params()
+    name = ray_train.run_name(params, "v1")
+    assert name == ray_train.run_name(params, "v1")  # a rerun after a crash finds its run and resumes
+    assert name != ray_train.run_name(params, "v2")
+    assert name != ray_train.run_name(override(params, {"train.lr": 0.002}), "v1")
+    monkeypatch.setattr(ray_train, "code_digest", lambda: "other code")
+    assert name != ray_train.run_name(params, "v1")
