@@ -391,15 +391,15 @@ def build_optimizer(
     model: nn.Module, *, lr: float, weight_decay: float, classifier_lr_scale: float, backbone_lr_scale: float = 1.0
 ) -> torch.optim.Optimizer:
     """Adam over `parameter_groups`: classifiers and fusion at `classifier_lr_scale` x lr, trunks (with their
-    necks) at `backbone_lr_scale` x lr; frozen parameters are left out. On CUDA the fused kernel (one launch
-    for all parameters instead of a few per tensor)."""
+    necks) at `backbone_lr_scale` x lr; frozen parameters are left out. The fused kernel on every device: one
+    pass over each tensor's weights, gradients and moments instead of several (on the CPU: docs/training.md,
+    "The search in the pretrained regime")."""
     groups = parameter_groups(model)
-    fused = next(iter(groups.values()))[0].is_cuda
     param_groups = [
         {"params": params, "name": name, "lr": lr * (classifier_lr_scale if name == "heads" else backbone_lr_scale)}
         for name, params in groups.items()
     ]
-    return torch.optim.Adam(param_groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
+    return torch.optim.Adam(param_groups, lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, *, schedule: str, epochs: int):

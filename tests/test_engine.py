@@ -199,3 +199,26 @@ def test_the_authors_schedule_steps_each_group_at_its_fraction_and_classifiers_l
     assert rates[11]["balanced"] == pytest.approx(1e-3) and rates[12]["balanced"] == pytest.approx(1e-4)
     assert rates[23]["head"] == pytest.approx(1e-3) and rates[24]["head"] == pytest.approx(1e-4)
     assert rates[18]["heads"] == pytest.approx(1e-5) and rates[12]["tail"] == pytest.approx(1e-4)
+
+
+def test_the_optimizer_is_the_fused_adam_and_its_two_steps_match_a_float64_reference():
+    model = build_model(Params().model, Params().balance, num_classes=NUM_CLASSES)
+    optimizer = build_optimizer(model, lr=1e-2, weight_decay=1e-4, classifier_lr_scale=0.1)
+    assert optimizer.defaults["fused"]
+    group = next(g for g in optimizer.param_groups if g["name"] == "heads")
+    weight = group["params"][0]
+    start = weight.detach().double().clone()
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(weight.shape, generator=g, dtype=torch.float64) for _ in range(2)]
+    m, v, expected = torch.zeros_like(start), torch.zeros_like(start), start.clone()
+    for step, grad in enumerate(grads, start=1):  # Adam (Kingma & Ba) with L2 weight decay, float64
+        grad = grad + 1e-4 * expected
+        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
+        m_hat, v_hat = m / (1 - 0.9**step), v / (1 - 0.999**step)
+        expected = expected - 1e-3 * m_hat / (v_hat.sqrt() + 1e-8)  # heads at 0.1 x lr
+        for p in model.parameters():
+            p.grad = None
+        weight.grad = grads[step - 1].float()
+        optimizer.step()
+    torch.testing.assert_close(weight.detach().double(), expected, rtol=0, atol=1e-6)
+    assert not torch.equal(weight.detach().double(), start)
