@@ -231,8 +231,8 @@ class MfmConfig:
     gamma_neg_pn: float = param(3.0, "positive-negative exponent on negatives (gamma-_pn)", *_exponent)
     w_neg: float = param(
         0.0,
-        "weight of the head-tail factor in gamma- (w-; the paper and the authors' code: 1; docs/training.md "
-        "point 14: no measurable effect, so off)",
+        "weight of the head-tail factor in gamma- (w-; the paper and the authors' code: 1; "
+        "docs/studies/head-tail-factor.md: no measurable effect, so off)",
         *_exponent,
     )
     ht_exponent: float = param(
@@ -240,7 +240,7 @@ class MfmConfig:
     )
     clip: float = param(0.05, "probability shift on negatives", *_unit)
     class_weight: bool = param(
-        False, "weight each class by its head-tail factor (the authors' code: true; docs/training.md point 14)"
+        False, "weight each class by its head-tail factor (the authors' code: true; docs/studies/head-tail-factor.md)"
     )
     cooccurrence_scale: float = param(
         1.0,
