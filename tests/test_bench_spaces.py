@@ -12,7 +12,7 @@ SPACES = Path(__file__).resolve().parents[1] / "benchmarks"
 PRETRAINED = {"model.backbone": "efficientnet_lite0", "model.pretrained": True, "model.freeze_backbone": True,
               "balance.shared_backbone": True, "model.input_size": 128, "correction.start_epoch": 2}  # fmt: skip
 SINGLE_HEAD = {"model.name": "single", "correction.weight": 0.0}
-# the --set of each space's command in docs/training.md
+# the --set of each space's command in docs/studies/tuning-*.md and pretrained-five-seeds.md
 COMMANDS = {
     "space_options.yaml": PRETRAINED,
     "space_centred.yaml": {},
