@@ -22,9 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from accuracy import parse_sets, write_results
-
 from comic.config import flatten, load_params, override
+from comic.experiments import parse_sets, write_results
 
 
 def recipe(command: str) -> list[str]:

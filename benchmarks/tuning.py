@@ -19,7 +19,7 @@
 process, and computes, for several trial lengths L, the Spearman correlation between the best smoothed
 validation mAP within the first L epochs (what a trial of length L is scored by) and the test mAP of the
 full run. `search` runs the stage's search (`comic.tune.run_search`: Ray, the configured searcher and
-ASHA) and trains the default and the best settings for every seed (`benchmarks/accuracy.run_one`: the
+ASHA) and trains the default and the best settings for every seed (`comic.experiments.run_one`: the
 epoch selected on validation, scored once on test); when the search kept its starting point
 (`tune.start_from_current`), the best settings are the default and are not trained twice. `--space`
 replaces `tune.space` with a YAML file's, validated as params.yaml's is; `--set` overrides params (the
@@ -36,10 +36,9 @@ import shutil
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from accuracy import cached_features, mean_std, parse_sets, run_one
+from comic.experiments import Job, cached_features, command_line, mean_std, parse_sets, run_all
 
 LENGTHS = (3, 6, 12, 25)
 
@@ -83,13 +82,11 @@ def draw(space: dict, rng: random.Random) -> dict:
 
 
 def _pool(jobs: list[tuple], workers: int, out: Path, result: dict) -> None:
-    """Train `jobs` (accuracy.run_one's), appending each run to `result["runs"]` as it finishes."""
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for future in as_completed([pool.submit(run_one, job) for job in jobs]):
-            run = future.result()
-            result["runs"].append(run)
-            print(f"{run['config']} seed {run['seed']}: test mAP {run['mAP']:.2f}, val {run['val_mAP_smoothed']:.2f}")
-            _write(out, result)
+    """Train `jobs` (comic.experiments.run_one's), appending each run to `result["runs"]` as it finishes."""
+    for run in run_all(jobs, workers):
+        result["runs"].append(run)
+        print(f"{run['config']} seed {run['seed']}: test mAP {run['mAP']:.2f}, val {run['val_mAP_smoothed']:.2f}")
+        _write(out, result)
 
 
 def correlation(args, base: dict) -> None:
@@ -99,7 +96,7 @@ def correlation(args, base: dict) -> None:
     samples = [draw(base["tune"]["space"], rng) for _ in range(args.settings)]
     done = {r["config"] for r in result["runs"]}
     jobs = [
-        (f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample, args.features, 1)
+        Job(f"setting{i}", 0, str(Path(args.data).resolve()), args.epochs, base, sample, args.features, 1)
         for i, sample in enumerate(samples)
         if f"setting{i}" not in done
     ]
@@ -166,7 +163,7 @@ def search(args, base: dict) -> None:
     done = {(r["config"], r["seed"]) for r in result["runs"]}
     data = str(Path(args.data).resolve())
     jobs = [
-        (name, seed, data, args.epochs, base, updates, args.features, 1)
+        Job(name, seed, data, args.epochs, base, updates, args.features, 1)
         for seed in args.seeds
         for name, updates in configs
         if (name, seed) not in done
@@ -225,11 +222,7 @@ def main() -> None:
         check_search_space(params)
     base = to_dict(params)
     args.epochs = args.epochs or base["train"]["epochs"]
-    args.command = f"PYTHONPATH=. .venv/bin/python benchmarks/tuning.py {args.mode} " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items()
-        if k not in ("mode", "command", "features") and v not in ("", [], None)
-    )
+    args.command = command_line(f"benchmarks/tuning.py {args.mode}", vars(args), skip=("mode", "command", "features"))
     with tempfile.TemporaryDirectory(prefix="comic-bench-") as scratch:  # the cached features of a frozen trunk
         args.features = cached_features(base, {}, str(Path(args.data).resolve()), {}, scratch)
         (correlation if args.mode == "correlation" else search)(args, base)
