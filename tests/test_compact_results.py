@@ -1,5 +1,5 @@
 """tools/compact_results.py: the committed result files are already compact, and compaction keeps every
-field that benchmarks/accuracy.py's tables and tuning.py's trial-length table read."""
+field that comic.experiments' tables and tuning.py's trial-length table read."""
 
 import importlib.util
 import json

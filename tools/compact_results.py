@@ -2,10 +2,11 @@
 
     .venv/bin/python tools/compact_results.py [docs/results/*.json]
 
-A run of benchmarks/accuracy.py (and of tuning.py / options_loo.py, which call it) logs about 25 numbers
-per epoch in `epochs_log`; that log was 80 % of docs/results (7.4 MB before). What reads it afterwards:
+A benchmark run (`comic.experiments`, called by benchmarks/accuracy.py, tuning.py and options_loo.py) logs
+about 25 numbers per epoch in `epochs_log`; that log was 80 % of docs/results (7.4 MB before). What reads
+it afterwards:
 
-- accuracy.py's diagnostics table: the last epoch's gradient shares on the logits, the net gradient on
+- `comic.experiments`' diagnostics table: the last epoch's gradient shares on the logits, the net gradient on
   recalled entries and the validation mAP per prediction rule; over all epochs, the corrector's audit
   (`correction/recalled`, `correct`, `wrong`, `precision` of the epochs that recalled labels);
 - `tuning.py correlation`: the smoothed validation mAP of every epoch (the trial score at each length).
