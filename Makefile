@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make repro   create .venv, then run the whole DVC pipeline on the embedded default data
 #   make test    create .venv, lint, then run the test suite
+#   make test-fast  the unit tests only, for development (minutes; docs/development.md)
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 LINTED := comic pipelines tests benchmarks tools infra
 
-.PHONY: setup test repro lint clean
+.PHONY: setup test test-fast repro lint clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +33,14 @@ lint: setup
 # finalizer crashed it once on CI after every test had passed).
 test: lint
 	$(BIN)/python -m tests
+
+# The development loop (docs/development.md): no lint, no test marked slow, none of the folders whose tests
+# start Ray, an MLflow server or a DVC pipeline, and none of the files whose tests start processes (gloo ranks,
+# a benchmark script, fresh interpreters). `make test` runs them all.
+FAST_SKIPPED := tests/infra tests/registry tests/training tests/test_ddp.py tests/test_bench_gpu.py \
+	tests/test_env.py tests/test_runner.py
+test-fast: setup
+	$(BIN)/python -m tests -q -m "not slow" $(addprefix --ignore=,$(FAST_SKIPPED))
 
 repro: setup
 	@$(BIN)/dvc repro
