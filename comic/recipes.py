@@ -1,7 +1,7 @@
 """Recipes: params fragments in `recipes/<name>.yaml`, each a difference from params.yaml in its shape.
 
     dvc exp run $(python -m comic.recipes pretrained)          # one experiment under a recipe
-    dvc exp run $(python -m comic.recipes pretrained hill)     # recipes compose: later files win
+    dvc exp run $(python -m comic.recipes pretrained comic_paper)  # recipes compose: a later one wins
 
 The command line prints one `-S key=value` per setting, so DVC records every key the recipe changes in
 the experiment (`dvc exp show --only-changed`) and params.yaml stays the single source of configuration.
