@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from comic import recipes
-from comic.config import Params, check_search_space, flatten, load_params
+from comic.config import Params, check_search_space, flatten, load_params, override
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
@@ -63,9 +63,14 @@ def test_later_recipes_win_when_composed():
     assert params.model.backbone == "efficientnet_lite0" and params.balance.branch_logits == "learning_effect"
 
 
-def test_photos_is_the_pretrained_recipe_at_224_px():
+def test_photos_is_the_pretrained_recipe_at_224_px_with_validation_carved_from_training():
     photos, pretrained = recipes.load("photos"), recipes.load("pretrained")
-    assert photos == {**pretrained, "model.input_size": 224, "data.image_size": 224}
+    assert photos == {**pretrained, "model.input_size": 224, "data.image_size": 224, "data.val_split": "carve"}
+
+
+@pytest.mark.parametrize("source", ["coco", "voc", "comic_json"])
+def test_photos_validates_for_every_real_data_source(source):
+    check_search_space(override(recipes.apply(PARAMS, "photos"), {"data.source": source}))
 
 
 def test_the_full_label_rows_are_their_partial_rows_with_every_label_observed():
