@@ -16,14 +16,23 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def load_predictor(model: str, tracking_uri: str, scratch: str | Path):
-    """A loaded `comic.serving.ComicModel` from a comic model file or a registered version
-    (`models:/comic@champion`, `models:/comic/3`). A registered version is loaded through its comic model
-    file alone, after its sha256 is checked against the version's tag: no code logged to the registry is
-    run. `scratch` receives the downloaded file."""
+    """A loaded `comic.serving.ComicModel` of `model_file` (the installed comic code and the model file
+    alone: no code logged to the registry is run)."""
     from comic.serving import ComicModel
 
+    path = model_file(model, tracking_uri, scratch)
+    try:
+        return ComicModel().load(path)
+    except ValueError as err:
+        raise ValueError(f"{model}: not a comic model ({err})") from err
+
+
+def model_file(model: str, tracking_uri: str, scratch: str | Path) -> Path:
+    """The comic model file of `model`: a model file itself, or of a registered version
+    (`models:/comic@champion`, `models:/comic/3`), downloaded into `scratch` after every file of the
+    version was checked against its `artifact_sha256` tag and the model file against `model_sha256`."""
     if Path(model).is_file():
-        return ComicModel().load(model)
+        return Path(model)
     if not model.startswith("models:/"):
         raise FileNotFoundError(
             f"{model}: no such model file, and not a registered model version (models:/comic@champion, models:/comic/3)"
@@ -42,19 +51,16 @@ def load_predictor(model: str, tracking_uri: str, scratch: str | Path):
             f"no MLflow tracking store at {tracking_uri}; pass --tracking-uri or set MLFLOW_TRACKING_URI"
         )
     with http_limits(timeout=30):
-        check_reachable(tracking_uri, timeout=30, untouched="Nothing was predicted.")
+        check_reachable(tracking_uri, timeout=30, untouched="Nothing was read.")
         client = registry_client(tracking_uri)
         name, version = resolve_version(client, model)
-        path = download_verified_model_file(client, tracking_uri, name, version, str(scratch))
-    try:
-        return ComicModel().load(path)
-    except ValueError as err:
-        raise ValueError(f"{model}: version {version} of {name} is not a comic model ({err})") from err
+        return download_verified_model_file(client, tracking_uri, name, version, str(scratch))
 
 
-def iter_images(source: str | Path, batch_size: int) -> tuple[int, Iterator[tuple[list[str], list[bytes]]]]:
-    """(number of images, batches of (ids, encoded images)) from an image folder or a comic Parquet file.
-    Folder ids are paths relative to the folder; Parquet ids are its `id` column."""
+def iter_images(source: str | Path, batch_size: int) -> tuple[int, Iterator[tuple[list[str], Iterator[bytes]]]]:
+    """(number of images, batches of (ids, their encoded images)) from an image folder or a comic Parquet
+    file. A folder's files are read one at a time, as the batch's images are consumed. Folder ids are paths
+    relative to the folder; Parquet ids are its `id` column."""
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -64,7 +70,7 @@ def iter_images(source: str | Path, batch_size: int) -> tuple[int, Iterator[tupl
         def folder_batches():
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
-                yield [p.relative_to(source).as_posix() for p in chunk], [p.read_bytes() for p in chunk]
+                yield [p.relative_to(source).as_posix() for p in chunk], (p.read_bytes() for p in chunk)
 
         return len(files), folder_batches()
     if source.is_file() and source.suffix == ".parquet":
@@ -82,7 +88,7 @@ def iter_images(source: str | Path, batch_size: int) -> tuple[int, Iterator[tupl
                 ids = [str(i) for i in rows["id"]]
                 images = rows.get("image", [None] * len(ids))
                 paths = rows.get("path", [None] * len(ids))
-                yield ids, [_row_bytes(source, i, b, p) for i, b, p in zip(ids, images, paths, strict=True)]
+                yield ids, (_row_bytes(source, i, b, p) for i, b, p in zip(ids, images, paths, strict=True))
 
         return handle.metadata.num_rows, parquet_batches()
     raise ValueError(f"{source}: give an image folder or a .parquet split file")
@@ -97,11 +103,12 @@ def _row_bytes(source: Path, id_: str, image: bytes | None, path: str | None) ->
 
 
 def predict_to_jsonl(predictor, source: str | Path, output: str | Path, *, batch_size: int = 64) -> int:
-    """Write one JSON line per image to `output` (atomically); returns the number of rows."""
+    """Write one JSON line per image to `output` (atomically); returns the number of rows. Images are
+    read, decoded and resized one at a time (`ComicModel.probabilities`): a batch of any size holds at most
+    one full-size image."""
     from tqdm import tqdm
 
     from comic.files import atomic_file
-    from comic.images import decode_image
 
     names = predictor.class_names
     total, batches = iter_images(source, batch_size)
@@ -112,8 +119,8 @@ def predict_to_jsonl(predictor, source: str | Path, output: str | Path, *, batch
         tqdm(total=total, unit="img", desc="predict", file=sys.stderr, disable=None) as bar,
     ):
         for ids, images in batches:
-            decoded = [decode_image(data, f"{source}: image {id_!r}") for id_, data in zip(ids, images, strict=True)]
-            probabilities = predictor.probabilities(decoded)  # (B, C)
+            named = ((f"{source}: image {id_!r}", data) for id_, data in zip(ids, images, strict=True))
+            probabilities = predictor.probabilities(named, batch_size)  # (B, C)
             for id_, row, labels in zip(ids, probabilities, predictor.labels(probabilities), strict=True):
                 line = {"id": id_, "probabilities": dict(zip(names, map(float, row), strict=True)), "labels": labels}
                 handle.write(json.dumps(line) + "\n")

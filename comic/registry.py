@@ -9,6 +9,11 @@ promoted). The first version becomes champion. See docs/registry.md.
 
 Failure is all-or-nothing for a version: the server is probed and the challenger evaluated before
 anything is written, and the version is created with its tags in one call.
+
+What is promoted is verified whole: every file of the registered pyfunc must hash to what the train stage
+logged (`comic.serving.ARTIFACT_TAG`), its model file must be the one scored, and the code it would run
+(entry point and `code/`) must be this checkout's comic package, byte for byte. A champion that cannot be
+verified stops the stage with the command that replaces it.
 """
 
 from __future__ import annotations
@@ -33,7 +38,15 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 GROUPS = ("many", "medium", "few")
 SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precision@0.5")
 # Tags every registered version carries (plus one `test/<metric>` tag per evaluated metric).
-VERSION_TAGS = ("run_id", "model_sha256", "git_commit", "dvc_data_version", "eval_dvc_data_version", "gate")
+VERSION_TAGS = (
+    "run_id",
+    "model_sha256",
+    "artifact_sha256",
+    "git_commit",
+    "dvc_data_version",
+    "eval_dvc_data_version",
+    "gate",
+)
 # Tag `gate`: pending while the version is being gated, then the outcome (failed: the gate raised;
 # abandoned: its registration died while pending); `gate_reason` says why for rejected and abandoned.
 PENDING, PROMOTED, REJECTED, FAILED, ABANDONED = "pending", "promoted", "rejected", "failed", "abandoned"
@@ -43,6 +56,10 @@ ALIAS_ATTEMPTS = 5  # re-reads of a champion that moved while we decided
 
 class RegistryError(RuntimeError):
     """The registry could not be used; the message says why and what to do. Nothing half-written."""
+
+
+class UnverifiableChampion(RegistryError):
+    """The current champion cannot be verified or compared; the message holds the command that replaces it."""
 
 
 # ------------------------------------------------------------------------------------------- gate
@@ -186,9 +203,12 @@ def _ensure_registered_model(client, name: str) -> None:
         client.get_registered_model(name)  # created concurrently: fine; any other error raises here
 
 
-def _logged_model(client, record: RunRecord, uri: str) -> tuple[str, str]:
-    """(model id, artifact location) of the run's logged pyfunc; RegistryError if the store lacks it."""
+def _logged_model(client, record: RunRecord, uri: str) -> tuple[str, str, str | None]:
+    """(model id, artifact location, the train stage's `ARTIFACT_TAG`) of the run's logged pyfunc;
+    RegistryError if the store lacks it."""
     from mlflow.exceptions import MlflowException
+
+    from comic.serving import ARTIFACT_TAG
 
     model_id = record.model_uri.removeprefix("models:/")
     try:
@@ -198,14 +218,14 @@ def _logged_model(client, record: RunRecord, uri: str) -> tuple[str, str]:
             f"logged model {record.model_uri} (run {record.run_id}) is not in {display_uri(uri)}; rerun the "
             f"train stage ({err})"
         ) from err
-    return model_id, model.artifact_location
+    return model_id, model.artifact_location, model.tags.get(ARTIFACT_TAG)
 
 
 def _find_or_create_version(client, name: str, record: RunRecord, model: tuple[str, str], tags: dict[str, str]):
     """The version of this logged model (a rerun of the stage reuses it), else a new one with its tags.
     The source is the logged model's artifact location: given `models:/m-...`, MLflow's SQL registry
     store looks the model up through the process-wide tracking URI instead of this client's."""
-    model_id, location = model
+    model_id, location, _ = model
     for version in client.search_model_versions(f"name='{name}' and run_id='{record.run_id}'"):
         if version.source == location:
             return version, False
@@ -213,37 +233,107 @@ def _find_or_create_version(client, name: str, record: RunRecord, model: tuple[s
     return version, True
 
 
-def _download_model_file(client, uri: str, name: str, version: str | int, dst: str) -> Path:
-    """The comic model file inside a registered pyfunc version (only it and MLmodel, read as plain YAML,
-    are downloaded; no logged code is loaded or run)."""
+def _download_version(client, uri: str, name: str, version: str | int, dst: str) -> Path:
+    """Every file of a registered version, downloaded into `dst` (no logged code is loaded or run)."""
     import mlflow
+
+    root = local_artifact_uri(client.get_model_version_download_uri(name, str(version)).rstrip("/"), uri)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=root, dst_path=dst, tracking_uri=uri))
+
+
+def _model_file_in(root: Path, name: str, version: str | int) -> Path:
+    """The comic model file of a downloaded pyfunc, found through its MLmodel (read as plain YAML)."""
     import yaml
 
     from comic.serving import MODEL_ARTIFACT
 
-    root = local_artifact_uri(client.get_model_version_download_uri(name, str(version)).rstrip("/"), uri)
-    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/MLmodel", dst_path=dst, tracking_uri=uri)
-    flavor = (yaml.safe_load(Path(mlmodel).read_text()) or {}).get("flavors", {}).get("python_function", {})
+    mlmodel = root / "MLmodel"
+    flavor = (yaml.safe_load(mlmodel.read_text()) if mlmodel.is_file() else {}) or {}
+    flavor = flavor.get("flavors", {}).get("python_function", {})
     artifact = (flavor.get("artifacts") or {}).get(MODEL_ARTIFACT, {}).get("path")
-    if artifact is None:
+    path = (root / str(artifact)).resolve() if artifact else None
+    if path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
         raise RegistryError(f"version {version} of {name} is not a comic pyfunc (no `{MODEL_ARTIFACT}` artifact)")
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{artifact}", dst_path=dst, tracking_uri=uri))
+    return path
 
 
 def download_verified_model_file(client, uri: str, name: str, version: str | int, dst: str) -> Path:
-    """`_download_model_file`, refused (RegistryError) unless the file's sha256 equals the version's
-    `model_sha256` tag, the hash of the file its registration scored."""
-    expected = client.get_model_version(name, str(version)).tags.get("model_sha256")
-    if not expected:
-        raise RegistryError(f"version {version} of {name} has no model_sha256 tag; it was not registered by comic")
-    path = _download_model_file(client, uri, name, version, dst)
-    actual = file_sha256(path)
-    if actual != expected:
+    """The comic model file of a registered version, refused (RegistryError) unless every file of the
+    version hashes to its `artifact_sha256` tag (set by the gate that verified it) and the model file to its
+    `model_sha256` tag (the file that was scored). Nothing of the version is imported or run."""
+    from comic.serving import artifact_sha256
+
+    tags = client.get_model_version(name, str(version)).tags
+    missing = [tag for tag in ("model_sha256", "artifact_sha256") if not tags.get(tag)]
+    if missing:
         raise RegistryError(
-            f"version {version} of {name}: its model file has sha256 {actual[:12]}..., not the {expected[:12]}... "
-            "that was scored when it was registered; refusing to use it (someone changed the registry's artifacts)"
+            f"version {version} of {name} has no {' and no '.join(missing)} tag; it was not registered and "
+            "verified by comic's gate"
+        )
+    root = _download_version(client, uri, name, version, dst)
+    actual = artifact_sha256(root)
+    if actual != tags["artifact_sha256"]:
+        raise RegistryError(
+            f"version {version} of {name}: its files hash to {actual[:12]}..., not the {tags['artifact_sha256'][:12]}"
+            "... they had when the gate verified them; refusing to use it (someone changed the registry's artifacts)"
+        )
+    path = _model_file_in(root, name, version)
+    actual = file_sha256(path)
+    if actual != tags["model_sha256"]:
+        raise RegistryError(
+            f"version {version} of {name}: its model file has sha256 {actual[:12]}..., not the "
+            f"{tags['model_sha256'][:12]}... that was scored when it was registered; refusing to use it"
         )
     return path
+
+
+def foreign_files(root: Path, scored_sha: str) -> list[str]:
+    """What in a downloaded pyfunc is not what this checkout's train stage logs, one line each (empty: all
+    of it is): MLflow must load it through comic's entry point with comic's code (`code/comic/...` equal
+    to this checkout's package, byte for byte), its model file must be the scored one, its requirements
+    comic's pins. Only these files are run or installed when MLflow loads or serves the pyfunc."""
+    import yaml
+
+    from comic.serving import CODE_DIR, ENTRY_POINT, MODEL_ARTIFACT, _requirements
+
+    problems = []
+    flavors = ((yaml.safe_load((root / "MLmodel").read_text()) if (root / "MLmodel").is_file() else {}) or {}).get(
+        "flavors"
+    ) or {}
+    pyfunc = flavors.get("python_function") or {}
+    if set(flavors) != {"python_function"}:
+        problems.append(f"MLmodel has the flavors {sorted(flavors)}, not python_function alone")
+    if pyfunc.get("loader_module") != "mlflow.pyfunc.loaders.code_model" or "python_model" in pyfunc:
+        problems.append(f"MLmodel loads it with {pyfunc.get('loader_module')!r}, not comic's code entry point")
+    if Path(str(pyfunc.get("model_code_path", ""))).name != ENTRY_POINT.name or pyfunc.get("code") != "code":
+        problems.append(f"MLmodel's entry point is {pyfunc.get('model_code_path')!r}, not {ENTRY_POINT.name}")
+    if set(pyfunc.get("artifacts") or {}) != {MODEL_ARTIFACT}:
+        problems.append(f"MLmodel names the artifacts {sorted(pyfunc.get('artifacts') or {})}, not {MODEL_ARTIFACT!r}")
+    entry = root / ENTRY_POINT.name
+    if not entry.is_file() or entry.read_bytes() != ENTRY_POINT.read_bytes():
+        problems.append(f"{ENTRY_POINT.name} is not comic's entry point")
+    ours = {
+        p.relative_to(CODE_DIR.parent).as_posix(): p
+        for p in CODE_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    code = root / "code"
+    logged = {p.relative_to(code).as_posix(): p for p in code.rglob("*") if p.is_file()} if code.is_dir() else {}
+    for rel in sorted(logged):
+        if rel not in ours:
+            problems.append(f"code/{rel} is not in this checkout's comic package")
+        elif logged[rel].read_bytes() != ours[rel].read_bytes():
+            problems.append(f"code/{rel} differs from this checkout's {rel}")
+    problems += [f"code/{rel} is missing" for rel in sorted(set(ours) - set(logged))]
+    requirements = root / "requirements.txt"
+    if not requirements.is_file() or requirements.read_text().split() != _requirements():
+        problems.append("requirements.txt is not comic's pinned requirements")
+    try:
+        if file_sha256(_model_file_in(root, "the logged model", "")) != scored_sha:
+            problems.append("its model file is not the scored model file")
+    except RegistryError as err:
+        problems.append(str(err))
+    return problems
 
 
 def resolve_version(client, model_uri: str) -> tuple[str, str]:
@@ -306,7 +396,7 @@ def register(
         try:
             _wait_for_earlier_gates(client, name, int(mine))
             with tempfile.TemporaryDirectory(prefix="comic-registry-") as scratch:
-                _check_registered_file(client, uri, name, mine, sha, scratch)
+                tags["artifact_sha256"] = _check_registered_artifact(client, uri, name, mine, sha, model, scratch)
                 outcome = _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratch)
         except BaseException:
             with contextlib.suppress(Exception):  # best effort: later registrations need not wait for us
@@ -344,18 +434,43 @@ def _get_run(client, record: RunRecord, uri: str):
         ) from err
 
 
-def _check_registered_file(client, uri: str, name: str, version: str, scored_sha: str, scratch: str) -> None:
-    """The version must hold the very file that was scored; else it is rejected and nothing else moves."""
-    path = _download_model_file(client, uri, name, version, str(Path(scratch) / f"registered-{version}"))
-    actual = file_sha256(path)
-    if actual != scored_sha:
+def _check_registered_artifact(client, uri: str, name: str, version: str, scored_sha: str, model, scratch) -> str:
+    """The version must hold, file for file, what the train stage logged (its `ARTIFACT_TAG`), and that must
+    be comic's code with the scored model file; else it is rejected and nothing else moves. Returns the
+    artifact's sha256, now the version's `artifact_sha256` tag."""
+    from comic.serving import ARTIFACT_TAG, artifact_sha256
+
+    root = _download_version(client, uri, name, version, str(Path(scratch) / f"registered-{version}"))
+    digest, logged = artifact_sha256(root), model[2]
+    try:
+        model_file = file_sha256(_model_file_in(root, name, version))
+    except RegistryError:
+        model_file = None
+    if model_file is not None and model_file != scored_sha:
         reason = (
-            f"the registered artifact has sha256 {actual[:12]}..., the scored model file {scored_sha[:12]}...: "
-            "the run record names another logged model than the file; rerun the train stage"
+            f"the registered artifact's model file has sha256 {model_file[:12]}..., the scored model file "
+            f"{scored_sha[:12]}...: the run record names another logged model than the file; rerun the train stage"
         )
-        client.set_model_version_tag(name, version, "gate", REJECTED)
-        client.set_model_version_tag(name, version, "gate_reason", reason)
-        raise RegistryError(f"version {version} of {name} rejected: {reason}")
+    elif logged is None:
+        reason = f"the logged model has no {ARTIFACT_TAG} tag: the train stage did not log it; rerun the train stage"
+    elif digest != logged:
+        reason = (
+            f"its files hash to {digest[:12]}..., not the {logged[:12]}... the train stage logged: they were changed "
+            "in the store since; rerun the train stage"
+        )
+    else:
+        foreign = foreign_files(root, scored_sha)
+        if not foreign:
+            client.set_model_version_tag(name, version, "artifact_sha256", digest)
+            return digest
+        reason = (
+            f"it is not what this checkout logs ({'; '.join(foreign[:3])}{'; ...' if len(foreign) > 3 else ''}): "
+            "MLflow would run that code when it loads or serves it. If comic/ changed since training, rerun the "
+            "train stage (`dvc repro -f train`)"
+        )
+    client.set_model_version_tag(name, version, "gate", REJECTED)
+    client.set_model_version_tag(name, version, "gate_reason", reason)
+    raise RegistryError(f"version {version} of {name} rejected: {reason}")
 
 
 def _stale(version, now_s: float) -> str | None:
@@ -423,9 +538,16 @@ def _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratc
                 path = download_verified_model_file(client, uri, name, current, os.path.join(scratch, current))
                 champion_metrics[current] = evaluate_model_file(path, data_dir, metrics)
             except (ValueError, RegistryError) as err:
-                reason = f"champion version {current} cannot be evaluated on this test split ({err})"
+                verb = "verified" if isinstance(err, RegistryError) else "evaluated on this test split"
+                reason = f"champion version {current} cannot be {verb} ({err})"
                 client.set_registered_model_alias(name, CHALLENGER, mine)
-                return _outcome(False, False, current, None, [reason, "move the champion alias by hand"])
+                client.set_model_version_tag(name, mine, "gate", REJECTED)
+                client.set_model_version_tag(name, mine, "gate_reason", reason)
+                raise UnverifiableChampion(
+                    f"{reason}. Version {mine} is verified and stays challenger; nothing can be compared with that "
+                    f"champion. To make version {mine} champion, run\n  {promote_command(uri, name, mine)}\nthen "
+                    "run the stage again"
+                ) from None
         before = champion_metrics.get(current) if current is not None else None
         decision = decide(challenger, before, min_gain=config.min_gain, max_group_drop=config.max_group_drop)
         if not decision.promote:
@@ -442,6 +564,15 @@ def _gate(client, uri, name, mine, challenger, data_dir, metrics, config, scratc
     raise RegistryError(
         f"the champion alias of {name} kept moving during {ALIAS_ATTEMPTS} attempts (concurrent registrations); "
         f"version {mine} is registered with its tags but has no alias: run the stage again"
+    )
+
+
+def promote_command(uri: str, name: str, version: str | int) -> str:
+    """The shell command that moves the champion alias to `version` by hand."""
+    client = f"MlflowClient({display_uri(uri)!r})"
+    return (
+        f'python -c "from mlflow import MlflowClient; {client}.set_registered_model_alias({name!r}, '
+        f"'{CHAMPION}', {int(version)})\""
     )
 
 
