@@ -74,32 +74,17 @@ def iter_images(source: str | Path, batch_size: int) -> tuple[int, Iterator[tupl
 
         return len(files), folder_batches()
     if source.is_file() and source.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        from comic.data.dataset import MultiLabelDataset
 
-        handle = pq.ParquetFile(source)
-        names = set(handle.schema_arrow.names)
-        if "id" not in names or not names & {"image", "path"}:
-            raise ValueError(f"{source}: a comic split file needs columns `id` and `image` or `path`")
-        columns = [c for c in ("id", "image", "path") if c in names]
+        split = MultiLabelDataset(source.parent, source.stem, transform=None)  # labels and references only
 
-        def parquet_batches():
-            for batch in handle.iter_batches(batch_size=batch_size, columns=columns):
-                rows = batch.to_pydict()
-                ids = [str(i) for i in rows["id"]]
-                images = rows.get("image", [None] * len(ids))
-                paths = rows.get("path", [None] * len(ids))
-                yield ids, (_row_bytes(source, i, b, p) for i, b, p in zip(ids, images, paths, strict=True))
+        def split_batches():
+            for start in range(0, len(split), batch_size):
+                rows = range(start, min(start + batch_size, len(split)))
+                yield [split.ids[i] for i in rows], (split.image_bytes(i) for i in rows)
 
-        return handle.metadata.num_rows, parquet_batches()
+        return len(split), split_batches()
     raise ValueError(f"{source}: give an image folder or a .parquet split file")
-
-
-def _row_bytes(source: Path, id_: str, image: bytes | None, path: str | None) -> bytes:
-    if image is not None:
-        return image
-    if path is None or not Path(path).is_file():
-        raise FileNotFoundError(f"{source}: row {id_!r} has no image bytes and its file {path} is missing")
-    return Path(path).read_bytes()
 
 
 def predict_to_jsonl(predictor, source: str | Path, output: str | Path, *, batch_size: int = 64) -> int:
