@@ -82,7 +82,9 @@ class RealDataConfig:
     test_images: str | None = param(None, "as train_images, for the test split")
     test_ids: str | None = param(None, "as train_ids, for the test split; voc: null = .../test.txt")
     class_names: str | None = param(None, "comic_json: one class name per line; null: class-0, ...")
-    embed_images: bool = param(True, "copy the encoded images into the Parquet files; false: store paths")
+    embed_images: bool = param(
+        True, "copy the encoded images into the image store (data/images); false: reference the files in place"
+    )
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,35 @@ class DataConfig:
             )
         if self.image_size < 8 * self.grid:
             raise ValueError(f"data.image_size ({self.image_size}) must be >= 8 * data.grid (8 px per cell)")
+
+
+# ------------------------------------------------------------------------------------------ augment
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation and eval crop (comic.data.transforms). Each value null takes the preset's."""
+
+    preset: Literal["auto", "mosaic", "photo"] = param(
+        "auto", "`mosaic` (the embedded benchmark), `photo` (real photos) or `auto`: by data.source"
+    )
+    crop_scale_min: float | None = param(
+        None, "RandomResizedCrop's smallest area fraction (mosaic 0.8, photo 0.3)", *_between(0, 1, open_low=True)
+    )
+    crop_ratio_min: float | None = param(
+        None, "RandomResizedCrop's lowest aspect ratio w/h (mosaic 0.9, photo 0.75)", *_between(0.1, 1)
+    )
+    crop_ratio_max: float | None = param(
+        None, "RandomResizedCrop's highest aspect ratio w/h (mosaic 1.1, photo 4/3)", *_between(1, 10)
+    )
+    hflip: bool | None = param(None, "flip horizontally with probability 0.5 (mosaic false, photo true)")
+    color_jitter: float | None = param(
+        None, "brightness and contrast jitter, applied with p 0.8; 0 is off (both presets 0.2)", *_between(0, 1)
+    )
+    eval_crop: float | None = param(
+        None,
+        "eval: resize the short side to size / eval_crop, then the centre crop; 0 stretches the image to the "
+        "square (mosaic 0, photo 0.875)",
+        *_between(0, 1),
+    )
 
 
 # -------------------------------------------------------------------------------------------- model
@@ -358,7 +389,13 @@ class TrainConfig:
     sampler: Literal["instance", "class_aware"] = param(
         "instance", "sampler of a single-head model (COMIC's branches have fixed samplers)"
     )
-    num_workers: int = param(2, "Ray Train workers (DDP ranks)", *_between(1, 4096))
+    num_workers: int = param(2, "Ray Train workers (DDP ranks), Ray's ScalingConfig(num_workers)", *_between(1, 4096))
+    loader_processes: int | None = param(
+        None,
+        "DataLoader processes per rank that read and augment images, shared by COMIC's two streams; null: the "
+        "rank's cores less one (0 on CPU, where each core runs a rank)",
+        *_between(0, 256),
+    )
     use_gpu: bool = param(False, "one GPU per worker, NCCL; bf16 autocast and channels_last")
     amp: bool = param(True, "bf16 autocast when on CUDA (ignored on CPU)")
     compile: bool = param(
@@ -497,6 +534,7 @@ class Params:
 
     seed: int = param(0, "seed of every random choice: data, initialisation, sampling", *_non_negative)
     data: DataConfig = section(DataConfig)
+    augment: AugmentConfig = section(AugmentConfig)
     model: ModelConfig = section(ModelConfig)
     loss: LossConfig = section(LossConfig)
     correction: CorrectionConfig = section(CorrectionConfig)

@@ -43,3 +43,15 @@ def unwrap(model: nn.Module) -> nn.Module:
     while isinstance(model, ddp) or hasattr(model, "_orig_mod"):
         model = model.module if isinstance(model, ddp) else model._orig_mod
     return model
+
+
+def loader_processes(setting: int | None, device: torch.device, *, training_rank: bool = True) -> int:
+    """DataLoader processes: `setting` if given, else the cores this process has less one (the process's
+    own). A training rank on the CPU takes none: there each core runs a rank, and a loader process beside it
+    would take its core. LOCAL_WORLD_SIZE (set by Ray Train and torchrun) shares a node's cores among ranks."""
+    if setting is not None:
+        return setting
+    if training_rank and device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))) - 1)

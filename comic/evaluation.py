@@ -18,7 +18,7 @@ from comic.config import MetricsConfig
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import load_classes
 from comic.data.transforms import InputSpec, build_transform
-from comic.device import autocast, to_device, unwrap
+from comic.device import autocast, loader_processes, to_device, unwrap
 from comic.export import load_model_file
 from comic.files import write_csv, write_json
 from comic.metrics import multilabel_report, per_class_average_precision, percent_mean, shot_groups
@@ -53,11 +53,20 @@ def predict_scores(
 
 
 def predict_split(
-    model: nn.Module, data_dir, split: str, *, spec: InputSpec, views: bool = False, batch_size: int = 128
+    model: nn.Module,
+    data_dir,
+    split: str,
+    *,
+    spec: InputSpec,
+    views: bool = False,
+    batch_size: int = 128,
+    processes: int | None = None,
 ) -> dict:
-    """`predict_scores` over a whole split on the CPU, in dataset order."""
+    """`predict_scores` over a whole split on the CPU, in dataset order; `processes` loader processes (None:
+    the cores less one)."""
     dataset = MultiLabelDataset(data_dir, split, build_transform(False, spec))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    processes = loader_processes(processes, torch.device("cpu"), training_rank=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=processes)
     return predict_scores(model, loader, device=torch.device("cpu"), amp=False, views=views)
 
 

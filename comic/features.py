@@ -21,6 +21,7 @@ from comic.config import ModelConfig
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import SPLITS, read_split
 from comic.data.transforms import InputSpec, build_transform
+from comic.device import loader_processes
 from comic.files import atomic_dir
 from comic.models.backbones import build_backbone
 
@@ -44,7 +45,8 @@ def embed(model: ModelConfig, spec: InputSpec, data_dir, out_dir, batch_size: in
     with atomic_dir(out_dir) as tmp:
         for split in SPLITS:
             dataset = MultiLabelDataset(data_dir, split, build_transform(False, spec))
-            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+            processes = loader_processes(None, torch.device("cpu"), training_rank=False)
+            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=processes)
             parts = [trunk(batch["image"]).float().numpy() for batch in loader]
             np.save(tmp / f"{split}.npy", np.concatenate(parts))
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")

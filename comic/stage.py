@@ -11,13 +11,15 @@ import argparse
 import sys
 from collections.abc import Callable
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FloatingPointError)
+# OSError: a missing or unreadable file, a full disk, an S3 endpoint that does not answer.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, FloatingPointError)
 
 # Every path option a stage takes, with its meaning (dvc.yaml's `cmd` lines pass them).
 PATHS = {
     "in_": "input dataset folder (the previous data stage's output)",
     "out": "the stage's output (a dataset folder: {train,val,test}.parquet and classes.json)",
     "tile_bank": "tile bank (.npz) of the embedded benchmark",
+    "images": "the image store: every image once, in tar shards (build_data's second output)",
     "data": "dataset folder: classes.json and the split files",
     "features": "cached trunk features of a frozen backbone (the embed stage's folder)",
     "model": "the model file (models/model.pt)",

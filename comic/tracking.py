@@ -122,19 +122,23 @@ def git_commit() -> str:
         return "unknown"
 
 
-def data_version(lock_path: str | Path = "dvc.lock", stage_out: str = "data/plt") -> str:
-    """The DVC hash of the dataset folder from dvc.lock, or 'unversioned' outside a DVC checkout."""
+def data_version(lock_path: str | Path = "dvc.lock", stage_outs=("data/plt", "data/images")) -> str:
+    """The DVC hashes of the dataset folder and its image store from dvc.lock, joined by "+" (the label
+    tables point into the store, so an image changed in place changes only the second), or 'unversioned'
+    outside a DVC checkout."""
     import yaml
 
     path = Path(lock_path)
     if not path.is_file():
         return "unversioned"
     lock = yaml.safe_load(path.read_text()) or {}
-    for stage in lock.get("stages", {}).values():
-        for out in stage.get("outs", []):
-            if out.get("path") == stage_out:
-                return str(out.get("md5", "unversioned"))
-    return "unversioned"
+    found = {
+        out.get("path"): str(out.get("md5"))
+        for stage in lock.get("stages", {}).values()
+        for out in stage.get("outs", [])
+        if out.get("path") in stage_outs and out.get("md5")
+    }
+    return "+".join(found[out] for out in stage_outs if out in found) or "unversioned"
 
 
 def start_run(uri: str, experiment: str, run_name: str, params: dict, tags: dict) -> str:

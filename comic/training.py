@@ -28,8 +28,8 @@ from comic.config import Params
 from comic.data.dataset import MultiLabelDataset
 from comic.data.samplers import ClassAwareSampler, InstanceSampler
 from comic.data.store import load_classes
-from comic.data.transforms import InputSpec, build_transform, seed_worker
-from comic.device import worker_device
+from comic.data.transforms import Augment, InputSpec, build_transform, resolve_augment, seed_worker
+from comic.device import loader_processes, worker_device
 from comic.engine import build_optimizer, build_scheduler, loss_table, objective_for, seed_everything, train_step
 from comic.evaluation import evaluate, predict_split
 from comic.export import save_model_file
@@ -71,15 +71,14 @@ class LocalReporter:
             os.replace(staging, target)
 
 
-def _loader(dataset, sampler, batch_size: int, device: torch.device) -> DataLoader:
-    # No loader processes on CPU: the cores already run one training worker each. Loader processes are
-    # not persistent, so each epoch reseeds them from torch's (checkpointed) RNG and a resume is exact.
-    workers = 4 if device.type == "cuda" else 0
+def _loader(dataset, sampler, batch_size: int, device: torch.device, processes: int) -> DataLoader:
+    # Loader processes are not persistent, so each epoch reseeds them from torch's (checkpointed) RNG and a
+    # resume is exact.
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=workers,
+        num_workers=processes,
         worker_init_fn=seed_worker,
         pin_memory=device.type == "cuda",
     )
@@ -99,6 +98,7 @@ def load_run_data(
     data_dir: str | Path,
     *,
     spec: InputSpec,
+    augment: Augment,
     seed: int,
     class_aware: bool,
     rebalanced: bool,
@@ -110,7 +110,7 @@ def load_run_data(
     if features_dir is not None:
         train, val = FeatureDataset(features_dir, data_dir, "train"), FeatureDataset(features_dir, data_dir, "val")
     else:
-        train = MultiLabelDataset(data_dir, "train", build_transform(True, spec))
+        train = MultiLabelDataset(data_dir, "train", build_transform(True, spec, augment=augment))
         val = MultiLabelDataset(data_dir, "val", build_transform(False, spec))
     shard = {"num_replicas": distributed.world_size(), "rank": distributed.rank()}
     if class_aware:
@@ -139,13 +139,15 @@ def _mean_parts(steps: list[dict], epoch: int) -> dict[str, float]:
     return {f"train/{k}": float(v) for k, v in zip(keys, sums / count, strict=True)}
 
 
-def _batches(data: RunData, batch_size: int, device: torch.device) -> Iterator[dict]:
-    instance = _loader(data.train, data.instance, batch_size, device)
+def _batches(data: RunData, batch_size: int, device: torch.device, processes: int) -> Iterator[dict]:
+    """One epoch's batches of the instance stream (and COMIC's re-balanced one); the two streams share the
+    rank's `processes` loader processes."""
     if data.rebalanced is None:
-        for batch in instance:
+        for batch in _loader(data.train, data.instance, batch_size, device, processes):
             yield {"instance": batch}
         return
-    rebalanced = _loader(data.train, data.rebalanced, batch_size, device)
+    instance = _loader(data.train, data.instance, batch_size, device, processes - processes // 2)
+    rebalanced = _loader(data.train, data.rebalanced, batch_size, device, processes // 2)
     for first, second in zip(instance, rebalanced, strict=False):
         yield {"instance": first, "rebalanced": second}
 
@@ -176,7 +178,9 @@ def train(
     device = worker_device(settings.use_gpu)
     seed_everything(params.seed + distributed.rank())
     comic = params.model.name == "comic"
-    spec = input_spec(params.model, params.data.image_size)
+    augment = resolve_augment(params.augment, params.data.source)
+    spec = input_spec(params.model, params.data.image_size, eval_crop=augment.eval_crop)
+    processes = loader_processes(settings.loader_processes, device)
     if params.model.freeze_backbone:
         if features_dir is None:
             raise ValueError("model.freeze_backbone trains on cached trunk features: pass the embed stage's folder")
@@ -184,6 +188,7 @@ def train(
     data = load_run_data(
         data_dir,
         spec=spec,
+        augment=augment,
         seed=params.seed,
         class_aware=not comic and settings.sampler == "class_aware",
         rebalanced=comic,
@@ -250,7 +255,7 @@ def train(
             data.train.transform.set_random_seed(params.seed * 100_003 + epoch * 1_009 + distributed.rank())
         started, images = time.perf_counter(), 0
         steps = []
-        for batches in _batches(data, batch_size, device):
+        for batches in _batches(data, batch_size, device, processes):
             steps.append(
                 train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=settings.amp)
             )
@@ -263,7 +268,7 @@ def train(
         # Loaded images (both streams for COMIC, data loading included) per second, summed over ranks.
         metrics["train/images_per_s"] = float(throughput)
         metrics.update(objective.end_epoch())
-        val_loader = _loader(data.val, data.val_sampler, batch_size, device)
+        val_loader = _loader(data.val, data.val_sampler, batch_size, device, processes)
         val = evaluate(
             model,
             val_loader,
@@ -332,7 +337,9 @@ def finish_training(params: Params, data_dir, checkpoint_dir: Path, model_path, 
     model.load_state_dict(best_weights)
     if hasattr(model, "prediction"):
         model.prediction = progress["best_view"]
-    spec = input_spec(params.model, params.data.image_size)
+    spec = input_spec(
+        params.model, params.data.image_size, resolve_augment(params.augment, params.data.source).eval_crop
+    )
     val = predict_split(model, data_dir, "val", spec=spec)
     thresholds = choose_thresholds(val["labels_observed"], val["scores"], default=params.metrics.decision_threshold)
     save_model_file(

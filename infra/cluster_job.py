@@ -7,8 +7,9 @@ It runs in the job's working dir (the submitted commit, without .git) on the Ray
 set by Ray. Each stage runs its `cmd` from dvc.yaml, so the cluster runs exactly what `dvc repro` runs,
 with its paths swapped for shared ones (every node must see them):
   --storage  -> $COMIC_STORAGE_PATH (required): Ray Train/Tune checkpoints, s3://... or a shared volume
-  --data     -> $COMIC_DATA_ROOT/<md5 of data/plt in dvc.lock> when COMIC_DATA_ROOT is set (a volume that
-                every node mounts); unset, workers read the job's own copy (one machine only)
+  --data     -> $COMIC_DATA_ROOT/<data version>/plt when COMIC_DATA_ROOT is set (a volume that every node
+                mounts; beside it images/, the image store the label tables point into; the version is the
+                md5s of data/plt and data/images in dvc.lock); unset, workers read the job's own copy
   features   -> $COMIC_DATA_ROOT/features/<job>: the frozen trunk's features (stage embed), for this job
 Before tune and train it runs the cheap stages they read: embed (features of a frozen trunk; otherwise a
 note that there are none) and, before train, apply_tuned (the searched values, when train.use_tuned).
@@ -63,26 +64,28 @@ def stage_command(dvc_yaml: dict, stage: str, *, storage: str, data: str, featur
 
 
 def data_md5(lock_path: Path = Path("dvc.lock")) -> str:
-    """The md5 that dvc.lock pins for data/plt: the data version this commit trains on."""
-    lock = yaml.safe_load(lock_path.read_text()) or {}
-    for stage in lock.get("stages", {}).values():
-        for out in stage.get("outs", []):
-            if out.get("path") == DATA:
-                return out["md5"]
-    raise SystemExit(f"dvc.lock pins no {DATA}: run `dvc repro drop_labels` and `infra/dvc-remote.sh push`")
+    """The data version this commit trains on: the md5s dvc.lock pins for data/plt and its image store."""
+    from comic.tracking import data_version
+
+    version = data_version(lock_path)
+    if version == "unversioned":
+        raise SystemExit(f"dvc.lock pins no {DATA}: run `dvc repro drop_labels` and `infra/dvc-remote.sh push`")
+    return version
 
 
-def share_data(local: Path, root: str, md5: str) -> Path:
-    """Copy the pulled dataset to <root>/<md5> once (atomic rename); later jobs of the same version reuse it."""
-    target = Path(root) / md5.removesuffix(".dir")
+def share_data(local: Path, root: str, version: str) -> Path:
+    """Copy the pulled dataset folder and its image store to <root>/<version>/{plt,images} once (atomic
+    rename; later jobs of the same version reuse it); returns the dataset folder."""
+    target = Path(root) / version.replace(".dir", "")
     if not target.is_dir():
         staging = Path(root) / f".{target.name}.{os.getpid()}.tmp"
-        shutil.copytree(local, staging)
+        shutil.copytree(local, staging / "plt")
+        shutil.copytree(local.parent / "images", staging / "images")
         try:
             os.rename(staging, target)
         except OSError:  # another job shared the same version first
             shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return target / "plt"
 
 
 def run(argv: list[str]) -> None:

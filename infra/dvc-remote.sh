@@ -5,7 +5,7 @@
 #   export DVC_REMOTE_URL=s3://comic-dvc/store DVC_REMOTE_ENDPOINT=https://minio.example:9000   # endpoint optional
 #   export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...        # from your secret store, never committed
 #   bash infra/dvc-remote.sh push            # after `dvc repro`, before `git commit` + submitting the job
-#   bash infra/dvc-remote.sh pull            # in the job (infra/cluster_job.py): data/plt of this dvc.lock
+#   bash infra/dvc-remote.sh pull            # in the job (infra/cluster_job.py): data/plt and data/images
 #
 # The remote is written to .dvc/config.local (git-ignored): the repo names no bucket and holds no credential.
 # DVC's S3 client takes the keys from the environment (AWS_*), an instance profile or a mounted secret.
@@ -41,7 +41,8 @@ case "$action" in
             "${dvc[@]}" config --local core.no_scm true
         fi
         configure
-        "${dvc[@]}" pull "${@:-data/plt}"
+        [ $# -gt 0 ] || set -- data/plt data/images
+        "${dvc[@]}" pull "$@"
         ;;
     *)
         echo "unknown action $action: configure, push or pull" >&2

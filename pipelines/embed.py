@@ -9,6 +9,7 @@ that learns, the folder holds only a meta.json that says so.
 
 from comic import stage
 from comic.config import load_params
+from comic.data.transforms import resolve_augment
 from comic.features import embed, write_unused
 from comic.models import input_spec
 
@@ -20,7 +21,8 @@ def main() -> None:
         write_unused(args.out, "model.freeze_backbone is false: the trunk learns, images go to training")
         print("embed: nothing to cache (model.freeze_backbone is false)")
         return
-    meta = embed(params.model, input_spec(params.model, params.data.image_size), args.data, args.out)
+    eval_crop = resolve_augment(params.augment, params.data.source).eval_crop
+    meta = embed(params.model, input_spec(params.model, params.data.image_size, eval_crop), args.data, args.out)
     print(f"embed: {meta['dim']}-d features of {meta['backbone']} ({meta['weights']}) at {meta['size']} px")
 
 

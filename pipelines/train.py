@@ -12,7 +12,7 @@ import ray
 
 from comic import stage
 from comic.config import apply_file, flatten, load_params
-from comic.data.store import read_split
+from comic.data.dataset import MultiLabelDataset
 from comic.files import file_sha256
 from comic.models.backbones import weights_sha256
 from comic.ray_train import fit, init_ray, run_name
@@ -56,8 +56,8 @@ def main() -> None:
             raise SystemExit(f"training failed: {result.error}")
         with result.checkpoint.as_directory() as checkpoint_dir:
             summary = finish_training(params, args.data, Path(checkpoint_dir), args.model, args.history)
-        val = read_split(args.data, "val")
-        examples = [image or Path(path).read_bytes() for image, path in zip(val.images[:2], val.paths[:2], strict=True)]
+        val = MultiLabelDataset(args.data, "val", transform=None)
+        examples = [val.image_bytes(i) for i in range(min(2, len(val)))]
         model_uri = log_pyfunc(uri, run_id, args.model, examples)
         RunRecord(uri, run_id, model_uri, file_sha256(args.model)).write(args.run)
     print(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from comic.data.shards import ImageReader
 from comic.data.store import read_split, split_path
 from comic.images import decode_image
 
@@ -16,15 +17,17 @@ class MultiLabelDataset(torch.utils.data.Dataset):
     """Item i: {"image": (3, H, W) float tensor from `transform`, "labels_observed": (C,) float32,
     "labels_full": (C,) float32, "index": i}. Grey images are repeated to 3 channels, colour is RGB.
 
+    It holds the split's labels and image references only; each item's image is read when the item is
+    (`comic.data.shards.ImageReader`), so memory does not grow with the images' bytes.
     `labels_observed` / `labels_full` attributes: (N, C) float32 arrays, for samplers and losses.
     """
 
-    def __init__(self, data_dir: str | Path, split: str, transform: Callable[[np.ndarray], torch.Tensor]):
+    def __init__(self, data_dir: str | Path, split: str, transform: Callable[[np.ndarray], torch.Tensor] | None):
         table = read_split(data_dir, split)
         self.file = split_path(data_dir, split)
         self.ids = table.ids
-        self._images = table.images
-        self._paths = table.paths
+        self._files, self._offsets, self._sizes = table.files, table.offsets, table.sizes
+        self._reader = ImageReader(table.image_store)
         self.labels_observed = table.labels_observed.astype(np.float32)
         self.labels_full = table.labels_full.astype(np.float32)
         self.transform = transform
@@ -36,16 +39,16 @@ class MultiLabelDataset(torch.utils.data.Dataset):
     def num_classes(self) -> int:
         return self.labels_full.shape[1]
 
+    def image_bytes(self, i: int) -> bytes:
+        """Row i's encoded image."""
+        try:
+            return self._reader.read(self._files[i], int(self._offsets[i]), int(self._sizes[i]))
+        except OSError as err:
+            raise type(err)(f"{self.file}: row {i} (id {self.ids[i]}): {err}") from None
+
     def decode(self, i: int) -> np.ndarray:
         """Row i's image as (H, W, 3) uint8 RGB; errors name the split file, row and id."""
-        where = f"{self.file}: row {i} (id {self.ids[i]})"
-        data = self._images[i]
-        if data is None:
-            path = Path(self._paths[i])
-            if not path.is_file():
-                raise FileNotFoundError(f"{where}: image file {path} not found; restore it or rebuild")
-            data = path.read_bytes()
-        return decode_image(data, where)
+        return decode_image(self.image_bytes(i), f"{self.file}: row {i} (id {self.ids[i]})")
 
     def __getitem__(self, i: int) -> dict:
         return {

@@ -15,7 +15,7 @@ import numpy as np
 from comic.config import DataConfig
 from comic.data.labels import MAX_LABELS, SceneModel, load_label_rows, longtail_subsample, pareto_targets
 from comic.data.render import render_split
-from comic.data.store import RawDataset, SplitTable, require_positives
+from comic.data.store import RawDataset, SourceSplit, require_positives
 from comic.data.tiles import CLASS_NAMES, TileBank
 
 # Independent random streams of one data seed.
@@ -31,16 +31,10 @@ def _file_rows(path: str, grid: int) -> np.ndarray:
     return rows
 
 
-def _table(split: str, labels_nc: np.ndarray, images: list[bytes]) -> SplitTable:
+def _table(split: str, labels_nc: np.ndarray, images: list[bytes]) -> SourceSplit:
     """Rows of a fresh split: ids `<split>-00000`..., nothing hidden yet."""
-    return SplitTable(
-        split=split,
-        ids=[f"{split}-{i:05d}" for i in range(len(labels_nc))],
-        images=images,
-        paths=[None] * len(labels_nc),
-        labels_observed=labels_nc.copy(),
-        labels_full=labels_nc,
-    )
+    ids = [f"{split}-{i:05d}" for i in range(len(labels_nc))]
+    return SourceSplit(split=split, ids=ids, labels_nc=labels_nc, images=images, where="embedded benchmark")
 
 
 def natural_rows(scenes: SceneModel, n: int, min_positives: int, rng: np.random.Generator) -> np.ndarray:

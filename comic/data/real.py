@@ -7,7 +7,8 @@
 - COMIC's authors' layout: `{"file.jpg": [0/1 x C], ...}` JSON + image folder; their 0s are taken as
   negatives (the label-dropping stage then hides more; set data.missing_rate 0 to keep theirs as is).
 An optional id list (one id per line, like COCO-MLT's `img_id.txt`) selects and orders the images.
-Every image is read and decoded once here, so a missing or corrupt file fails the build, not training.
+Builders list the files; the build (`comic.data.build.store_images`) then reads and decodes every image
+once, one at a time, so a missing or corrupt file fails the build, not training.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from comic.data.store import SplitTable
+from comic.data.store import SourceSplit
 from comic.images import decode_image
 
 VOC_CLASSES = (
@@ -50,19 +51,8 @@ def load_image(path: Path, where: str) -> bytes:
     return data
 
 
-def _table(
-    split: str, ids: list[str], files: list[Path], labels_nc: np.ndarray, where: str, embed_images: bool
-) -> SplitTable:
-    """A split of a real dataset; reading each image checks that it exists and decodes."""
-    payload = [load_image(f, f"{where}, id {i}") for i, f in zip(ids, files, strict=True)]
-    return SplitTable(
-        split=split,
-        ids=ids,
-        images=payload if embed_images else [None] * len(ids),
-        paths=[None] * len(ids) if embed_images else [str(f) for f in files],
-        labels_observed=labels_nc.copy(),
-        labels_full=labels_nc,
-    )
+def _table(split: str, ids: list[str], files: list[Path], labels_nc: np.ndarray, where: str) -> SourceSplit:
+    return SourceSplit(split=split, ids=ids, labels_nc=labels_nc, files=files, where=where)
 
 
 def _select(available: list[str], ids_file: str | Path | None, where: str) -> list[str]:
@@ -76,8 +66,8 @@ def _select(available: list[str], ids_file: str | Path | None, where: str) -> li
     return ids
 
 
-def build_coco(*, annotations, images, ids=None, split: str, embed_images: bool = True):
-    """(SplitTable, names) from a COCO `instances_*.json` and its image folder."""
+def build_coco(*, annotations, images, ids=None, split: str):
+    """(SourceSplit, names) from a COCO `instances_*.json` and its image folder."""
     where = str(annotations)
     data = json.loads(Path(annotations).read_text())
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
@@ -107,11 +97,11 @@ def build_coco(*, annotations, images, ids=None, split: str, embed_images: bool 
         if key in row_of:
             labels[row_of[key], class_of[ann["category_id"]]] = 1
     files = [Path(images) / file_of[key] for key in selected]
-    return _table(split, selected, files, labels, where, embed_images), names
+    return _table(split, selected, files, labels, where), names
 
 
-def build_voc(*, annotations, images=None, ids=None, split: str, embed_images: bool = True):
-    """(SplitTable, names) from a `VOCdevkit/VOC20xx` folder (Annotations/, JPEGImages/, ImageSets/)."""
+def build_voc(*, annotations, images=None, ids=None, split: str):
+    """(SourceSplit, names) from a `VOCdevkit/VOC20xx` folder (Annotations/, JPEGImages/, ImageSets/)."""
     root = Path(annotations)
     ids_file = Path(ids) if ids else root / "ImageSets" / "Main" / VOC_DEFAULT_IDS[split]
     if not ids_file.is_file():
@@ -131,7 +121,7 @@ def build_voc(*, annotations, images=None, ids=None, split: str, embed_images: b
                 labels[row, class_of[name]] = 1
     image_dir = Path(images) if images else root / "JPEGImages"
     files = [image_dir / f"{id_}.jpg" for id_ in selected]
-    return _table(split, selected, files, labels, str(ids_file), embed_images), list(VOC_CLASSES)
+    return _table(split, selected, files, labels, str(ids_file)), list(VOC_CLASSES)
 
 
 def _unique_keys(pairs: list[tuple[str, object]], where: str) -> dict:
@@ -143,8 +133,8 @@ def _unique_keys(pairs: list[tuple[str, object]], where: str) -> dict:
     return keys
 
 
-def build_comic_json(*, annotations, images, ids=None, split: str, embed_images=True, class_names=None):
-    """(SplitTable, names) from the authors' `{"file.jpg": [0/1 x C]}` JSON and an image folder."""
+def build_comic_json(*, annotations, images, ids=None, split: str, class_names=None):
+    """(SourceSplit, names) from the authors' `{"file.jpg": [0/1 x C]}` JSON and an image folder."""
     where = str(annotations)
     entries = json.loads(Path(annotations).read_text(), object_pairs_hook=lambda p: _unique_keys(p, where))
     if not isinstance(entries, dict) or not entries:
@@ -162,7 +152,7 @@ def build_comic_json(*, annotations, images, ids=None, split: str, embed_images=
         if len(names) != width:
             raise ValueError(f"{class_names}: {len(names)} class names, but {where} has {width} per image")
     files = [Path(images) / key for key in selected]
-    return _table(split, selected, files, labels, where, embed_images), names
+    return _table(split, selected, files, labels, where), names
 
 
 BUILDERS = {"coco": build_coco, "voc": build_voc, "comic_json": build_comic_json}

@@ -17,10 +17,11 @@ from comic.models.htb import HTB_BRANCHES, HTB_VIEWS, HTBModel, HTBOutput, Singl
 BRANCHES = {"comic": HTB_BRANCHES, "single": ("single",)}
 
 
-def input_spec(model: ModelConfig, image_size: int) -> InputSpec:
-    """The trunk's input: `model.input_size` (else the data's image size) with its backbone's normalisation."""
+def input_spec(model: ModelConfig, image_size: int, eval_crop: float = 0.0) -> InputSpec:
+    """The trunk's input: `model.input_size` (else the data's image size) with its backbone's normalisation,
+    and the eval crop of the augmentation (`comic.data.transforms.resolve_augment`; 0 stretches)."""
     mean, std = normalisation(model.backbone)
-    return InputSpec(model.input_size or image_size, mean, std)
+    return InputSpec(model.input_size or image_size, mean, std, eval_crop)
 
 
 def trunk_factory(model: ModelConfig, load_weights: bool = True) -> Callable[[], tuple[nn.Module, int]]:

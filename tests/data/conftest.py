@@ -55,10 +55,12 @@ def run_stage(script: str, *args: str, monkeypatch) -> None:
 
 
 def run_data_stages(params: Path, out: Path, monkeypatch) -> Path:
-    """build_data -> split_data -> drop_labels into out/{raw,split,plt}; returns out/plt."""
+    """build_data -> split_data -> drop_labels into out/{images,raw,split,plt}; returns out/plt."""
     raw, split, plt, p = str(out / "raw"), str(out / "split"), str(out / "plt"), str(params)
-    bank = str(TILE_BANK_PATH)
-    run_stage("build_data", "--tile-bank", bank, "--out", raw, "--params", p, monkeypatch=monkeypatch)
+    bank, images = str(TILE_BANK_PATH), str(out / "images")
+    run_stage(
+        "build_data", "--tile-bank", bank, "--images", images, "--out", raw, "--params", p, monkeypatch=monkeypatch
+    )
     run_stage("split_data", "--in", raw, "--out", split, "--params", p, monkeypatch=monkeypatch)
     run_stage("drop_labels", "--in", split, "--out", plt, "--params", p, monkeypatch=monkeypatch)
     return out / "plt"

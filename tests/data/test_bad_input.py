@@ -47,9 +47,10 @@ def test_corrupt_image_bytes_in_a_source_fail_the_build_naming_the_file(tmp_path
 
 def test_corrupt_image_bytes_in_a_split_fail_naming_the_split_file_row_and_id(tmp_path, plt_dir):
     table = read_split(plt_dir, "val")
-    images = list(table.images)
-    images[2] = b"garbage"
-    write_split(tmp_path, table.replace(images=images))
+    (tmp_path / "garbage.png").write_bytes(b"garbage")
+    files, offsets = list(table.files), table.offsets.copy()
+    files[2], offsets[2] = str(tmp_path / "garbage.png"), -1
+    write_split(tmp_path, table.replace(files=files, offsets=offsets))
     dataset = MultiLabelDataset(tmp_path, "val", build_transform(False, InputSpec(36)))
     match = rf"val\.parquet: row 2 \(id {table.ids[2]}\): image does not decode"
     with pytest.raises(ValueError, match=match):
@@ -116,7 +117,8 @@ def test_a_label_rows_file_of_the_wrong_shape_fails_naming_the_file(tmp_path, mo
     np.save(tmp_path / "rows.npy", rows)
     params = write_params(tmp_path, **{"label_rows.test": str(tmp_path / "rows.npy")})
     with pytest.raises(SystemExit, match=r"rows\.npy: .*" + match):
-        run_stage("build_data", "--tile-bank", str(TILE_BANK_PATH), "--out", str(tmp_path / "raw"),
+        run_stage("build_data", "--tile-bank", str(TILE_BANK_PATH), "--images", str(tmp_path / "images"),
+                  "--out", str(tmp_path / "raw"),
                   "--params", str(params), monkeypatch=monkeypatch)  # fmt: skip
     assert not (tmp_path / "raw").exists()
 

@@ -60,14 +60,16 @@ def test_a_submitted_job_trains_with_workers_on_both_nodes_and_leaves_a_readable
     # The data the workers read: the commit's version, copied once to the shared data root; beside it,
     # the job's features folder (the trunk learns here, so it only says that there are none).
     data_dir, features = data_version_dir(job), job["shared"] / "data" / "features"
-    assert data_dir.name in (job["repo"] / "dvc.lock").read_text()
+    lock = (job["repo"] / "dvc.lock").read_text()
+    assert data_dir.name == "plt" and all(md5 in lock for md5 in data_dir.parent.name.split("+"))
+    assert (data_dir.parent / "images").is_dir(), "the image store the label tables point into"
     (job_features,) = features.iterdir()
     assert "freeze_backbone is false" in (job_features / "meta.json").read_text()
 
 
 def data_version_dir(job) -> Path:
-    (data_dir,) = [p for p in (job["shared"] / "data").iterdir() if p.name != "features"]
-    return data_dir
+    (version,) = [p for p in (job["shared"] / "data").iterdir() if p.name != "features"]
+    return version / "plt"
 
 
 def test_train_and_register_track_to_the_postgresql_server_and_the_champion_alias_resolves(
@@ -84,7 +86,8 @@ def test_train_and_register_track_to_the_postgresql_server_and_the_champion_alia
     champion = client.get_model_version_by_alias("comic", "champion")
     run = client.get_run(champion.run_id)
     assert run.data.tags["git_commit"] == job["commit"], "the run names the commit the job ran"
-    assert run.data.tags["dvc_data_version"] in (job["repo"] / "dvc.lock").read_text()
+    lock = (job["repo"] / "dvc.lock").read_text()
+    assert all(md5 in lock for md5 in run.data.tags["dvc_data_version"].split("+"))
     assert run.data.metrics["best/val_mAP_smoothed"] >= 0
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == [0, 1], "rank 0 mirrored each epoch to the server"
@@ -92,9 +95,9 @@ def test_train_and_register_track_to_the_postgresql_server_and_the_champion_alia
     # The artifact store serves the model over HTTP: it loads and predicts on an encoded image.
     with mlflow_uri(mlflow_server):
         model = mlflow.pyfunc.load_model("models:/comic@champion")
-    from comic.data.store import read_split
+    from comic.data.dataset import MultiLabelDataset
 
-    image = next(iter(read_split(data_version_dir(job), "test").images))
+    image = MultiLabelDataset(data_version_dir(job), "test", transform=None).image_bytes(0)
     import base64
 
     out = model.predict(pd.DataFrame({"image": [base64.b64encode(image).decode()]}))

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from comic.config import MetricsConfig, Params, RegisterConfig, override
-from comic.data.store import load_classes, read_split
+from comic.data.dataset import MultiLabelDataset
+from comic.data.store import load_classes
 from comic.export import save_model_file
 from comic.files import file_sha256
 from comic.models import build_model, input_spec
@@ -46,7 +47,7 @@ def model_file(tiny_data, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="session")
 def example_png(tiny_data):  # noqa: F811
-    return read_split(tiny_data, "test").images[0]
+    return MultiLabelDataset(tiny_data, "test", transform=None).image_bytes(0)
 
 
 @dataclass(frozen=True)

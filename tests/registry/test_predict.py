@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from comic.cli import main
+from comic.data.dataset import MultiLabelDataset
 from comic.data.store import read_split
 from comic.export import load_model_file
 from tests.registry.conftest import log_trained_run, register_run
@@ -30,10 +31,10 @@ def assert_schema(rows, names, thresholds):
 @pytest.fixture(scope="module")
 def image_folder(tiny_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")
-    table = read_split(tiny_data, "test")
+    table = MultiLabelDataset(tiny_data, "test", transform=None)
     (folder / "nested").mkdir()
-    for i, image in enumerate(table.images[:5]):
-        (folder / ("nested" if i % 2 else ".") / f"img{i}.png").write_bytes(image)
+    for i in range(5):
+        (folder / ("nested" if i % 2 else ".") / f"img{i}.png").write_bytes(table.image_bytes(i))
     (folder / "notes.txt").write_text("not an image")
     return folder
 
