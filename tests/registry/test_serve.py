@@ -1,4 +1,5 @@
-"""`mlflow models serve -m models:/<name>@champion --env-manager local` answers a scoring request offline."""
+"""`comic serve --model models:/<name>@champion` answers a scoring request offline, with comic's own code
+and the verified model file; a version that cannot be verified is refused before any server starts."""
 
 import base64
 import os
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from comic.cli import main
 from comic.export import load_model_file
-from comic.serving import MAX_ROWS
+from comic.serving import MAX_REQUEST_PIXELS, MAX_ROWS
 from tests.registry.conftest import free_port, log_trained_run, register_run, stop, wait_for_http
 from tests.test_images import png_header
 
@@ -25,10 +27,9 @@ def test_a_scoring_request_to_the_served_champion_returns_a_probability_for_ever
     names = load_model_file(model_file)[1]["classes"]["names"]
 
     port, log = free_port(), tmp_path / "serve.log"
-    bin_dir = str(Path(sys.executable).parent)  # the scoring server runs `uvicorn` from PATH
-    env = os.environ | {"MLFLOW_TRACKING_URI": sqlite_store.uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    command = [f"{bin_dir}/mlflow", "models", "serve", "-m", f"models:/{model_name}@champion"]
-    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    env = os.environ | {"MLFLOW_TRACKING_URI": sqlite_store.uri}
+    command = [str(Path(sys.executable).with_name("comic")), "serve", "--model", f"models:/{model_name}@champion"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -43,11 +44,13 @@ def test_a_scoring_request_to_the_served_champion_returns_a_probability_for_ever
             assert set(names) <= set(row) and all(0.0 <= row[n] <= 1.0 for n in names)
             assert set(row["labels"]) <= set(names)
         huge = base64.b64encode(png_header(20000, 20000)).decode()
+        big = base64.b64encode(png_header(6000, 6000)).decode()  # 36 MP: each under the limit, six over the budget
         for rows, message in [
             ([images[0], "%%% not base64"], "row 1: `image` is text but not base64"),
             ([images[0], 10**15], "row 1: `image` must be base64 text"),
             ([huge], "row 0: image of 400.0 MP exceeds the limit"),
             ([images[0]] * (MAX_ROWS + 1), f"at most {MAX_ROWS} rows"),
+            ([big] * 6, f"more than the {MAX_REQUEST_PIXELS / 1e6:.0f} MP a request may hold"),
         ]:
             bad = {"dataframe_split": {"columns": ["image"], "data": [[row] for row in rows]}}
             response = requests.post(f"http://127.0.0.1:{port}/invocations", json=bad, timeout=60)
@@ -56,3 +59,18 @@ def test_a_scoring_request_to_the_served_champion_returns_a_probability_for_ever
         assert "refused a scoring request" in log.read_text()  # the details stay in the server's log
     finally:
         stop(process)
+
+
+def test_serve_refuses_a_champion_that_comic_did_not_verify_before_starting_a_server(
+    tiny_data, model_file, sqlite_store, model_name, example_png, tmp_path, capsys
+):
+    from mlflow.tracking import MlflowClient
+
+    record = log_trained_run(sqlite_store, model_file, example_png, tmp_path / "run.json")
+    register_run(record, store=sqlite_store, data=tiny_data, model_path=model_file, name=model_name)
+    client = MlflowClient(sqlite_store.uri)
+    client.delete_model_version_tag(model_name, "1", "artifact_sha256")
+    args = ["serve", "--model", f"models:/{model_name}@champion", "--tracking-uri", sqlite_store.uri]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--port", "1"])  # refused before anything listens
+    assert info.value.code == 2 and "has no artifact_sha256 tag" in capsys.readouterr().err
