@@ -1,10 +1,11 @@
-"""Peak memory of the served model for the largest image it accepts (comic.images.MAX_PIXELS).
+"""Peak memory of the served model for the largest image and the largest request it accepts.
 
     PYTHONPATH=. .venv/bin/python benchmarks/serving_memory.py [--model models/model.pt]
 
 Loads the pyfunc (`comic.serving.ComicModel`, what `mlflow models serve` runs) from a model file (a
 freshly initialised default COMIC model when none is given), then scores, in order: one small image,
-one image of exactly the limit (a 40 MP PNG), and one 20000 x 20000 PNG header (refused before decoding).
+one image of exactly the limit (a 40 MP PNG), the largest request (as many of those as
+comic.serving.MAX_REQUEST_PIXELS allows), and one 20000 x 20000 PNG header (refused before decoding).
 Prints the process's peak RSS (ru_maxrss) after each.
 """
 
@@ -34,7 +35,7 @@ def main() -> None:
     from comic.export import save_model_file
     from comic.images import MAX_PIXELS
     from comic.models import build_model
-    from comic.serving import ComicModel
+    from comic.serving import MAX_REQUEST_PIXELS, ComicModel
     from tests.test_images import png_header
 
     path = args.model
@@ -57,6 +58,9 @@ def main() -> None:
     out = predictor.predict(None, pd.DataFrame({"image": [base64.b64encode(large).decode()]}))
     size = f"{side} x {side} RGB PNG ({len(large) / 1e6:.1f} MB, {side * side / 1e6:.1f} MP)"
     print(f"after a {size}: peak RSS {peak_mb():.0f} MB; {len(out)} row")
+    rows = MAX_REQUEST_PIXELS // (side * side)
+    out = predictor.predict(None, pd.DataFrame({"image": [base64.b64encode(large).decode()] * rows}))
+    print(f"after a request of {rows} of them ({rows * side * side / 1e6:.0f} MP): peak RSS {peak_mb():.0f} MB")
     try:
         predictor.predict(None, pd.DataFrame({"image": [base64.b64encode(png_header(20000, 20000)).decode()]}))
     except Exception as err:  # noqa: BLE001  (the refusal is what is measured)
