@@ -109,3 +109,56 @@ def test_two_registrations_racing_over_http_are_gated_in_version_order(
     second = max(reports, key=lambda r: r["version"])
     assert second["version"] == 2 and second["previous_champion"]["version"] == 1
     assert aliases_of(MlflowClient(server.uri), model_name) == {CHAMPION: 2}
+
+
+@pytest.fixture
+def health_only_server():
+    """A server that answers GET /health and leaves every other request hanging (a wedged tracking server
+    behind a health check)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.rstrip("/") == "/health":
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+            else:
+                time.sleep(120)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.timeout(120)
+def test_the_train_stage_fails_in_seconds_against_a_server_that_answers_only_health(
+    health_only_server, tmp_path, monkeypatch
+):
+    params_path = write_params(tmp_path)
+    params = yaml.safe_load(params_path.read_text())
+    params["tracking"]["uri"] = health_only_server
+    params["register"]["http_timeout"] = 1
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "applied.yaml").write_text("{}\n")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for variable in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
+        monkeypatch.delenv(variable, raising=False)
+    paths = ["--data", "d", "--features", "f", "--model", str(tmp_path / "model.pt"), "--run", str(tmp_path / "r")]
+    paths += ["--history", "h", "--storage", str(tmp_path / "ray"), "--tuned", str(tmp_path / "applied.yaml")]
+    started = time.monotonic()
+    with pytest.raises(SystemExit, match="answers /health, not its API") as info:
+        run_stage("train", *paths, "--params", str(params_path), monkeypatch=monkeypatch)
+    assert time.monotonic() - started < 30, "MLflow's own 120 s x 7 retries were used"
+    assert "`dvc checkout train` brings the last model back" in str(info.value)
