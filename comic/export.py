@@ -47,10 +47,12 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> tup
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found; run `dvc repro train` first")
+    from comic.checkpoint import CheckpointError, load_tensors
+
     try:
-        bundle = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path}: not a comic model file ({err})") from err
+        bundle = load_tensors(path, device)
+    except CheckpointError as err:  # one line that names the file; torch's advice (weights_only=False) would run it
+        raise ValueError(f"{path}: not a comic model file: {str(err).removeprefix(f'{path}: ')}") from None
     if bundle.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: model file format {bundle.get('format_version')}, expected {FORMAT_VERSION}")
     params = from_dict(Params, bundle["params"])
