@@ -80,7 +80,12 @@ class FeatureDataset(Dataset):
     their frozen trunk)."""
 
     def __init__(self, features_dir, data_dir, split: str):
-        self.features = np.load(Path(features_dir) / f"{split}.npy", allow_pickle=False)
+        path = Path(features_dir) / f"{split}.npy"
+        try:
+            self.features = np.load(path, allow_pickle=False)
+        except ValueError as err:  # pickled data or an object array: loading it could run code
+            message = f"{path}: refused: not a plain array of features ({err}); rerun `dvc repro embed`"
+            raise ValueError(message) from None
         table = read_split(data_dir, split)
         if len(table) != len(self.features):
             raise ValueError(
