@@ -61,6 +61,50 @@ def local_artifact_uri(uri: str, tracking_uri: str) -> str:
     return uri
 
 
+# Columns of MLflow's SQL store that hold artifact locations.
+_LOCATIONS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+
+
+def follow_checkout(uri: str) -> list[str]:
+    """Make a copied or moved checkout's SQLite store write to its own `mlflow/artifacts`; returns the old
+    roots it replaced.
+
+    MLflow keeps absolute file:// artifact roots in the store: in a copy of a checkout, `<copy>/mlflow/mlflow.db`
+    still names `<original>/mlflow/artifacts`, and new runs would write into the original's folder. Every
+    experiment root that is a folder `<somewhere>/mlflow/artifacts` other than this store's own is replaced,
+    in experiments, runs, logged models and model versions, by this store's folder (which holds the copied
+    files). Roots elsewhere (an S3 bucket, a shared disk chosen on purpose) are kept."""
+    if not uri.startswith("sqlite:///"):
+        return []
+    import sqlite3
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    if not db.is_file():
+        return []
+    ours = (db.parent / "artifacts").resolve().as_uri()
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as connection, connection:
+        found = connection.execute("SELECT artifact_location FROM experiments WHERE artifact_location LIKE 'file://%'")
+        roots = set()
+        for (location,) in found:
+            path = Path(urllib.parse.urlparse(location).path)
+            if path.name == "artifacts" and path.parent.name == db.parent.name and location.rstrip("/") != ours:
+                roots.add(location.rstrip("/"))
+        for old in sorted(roots):
+            for table, column in _LOCATIONS:
+                connection.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                    (ours, len(old) + 1, old, len(old) + 1, old + "/"),
+                )
+    return sorted(roots)
+
+
 @contextlib.contextmanager
 def mlflow_uri(uri: str) -> Iterator[None]:
     """Point MLflow's process-wide tracking and registry URIs at `uri` for a block, then put the previous
@@ -146,6 +190,8 @@ def start_run(uri: str, experiment: str, run_name: str, params: dict, tags: dict
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    for old in follow_checkout(uri):
+        print(f"tracking: this checkout's store named {old}; its artifacts now go to its own mlflow/artifacts")
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
