@@ -45,9 +45,13 @@ def arguments(doc: str | None, *names: str) -> argparse.Namespace:
 
 
 def run(main: Callable[[], None], *errors: type[BaseException]) -> None:
-    """Call `main`; a user-fixable error (`USER_ERRORS` and `errors`) exits 1 with its message alone."""
+    """Call `main`; a user-fixable error (`USER_ERRORS` and `errors`) exits 1 with its message alone. Under
+    DVC, first claim the workspace for this run (`comic.workspace`: one DVC run at a time)."""
+    from comic.workspace import WorkspaceBusy, claim
+
     name = sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py")
     try:
+        claim()
         main()
-    except (*USER_ERRORS, *errors) as err:
+    except (*USER_ERRORS, WorkspaceBusy, *errors) as err:
         raise SystemExit(f"{name}: {err}") from None
