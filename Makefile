@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 # warnings: on such machines pip warns once per configured index folder it cannot find (272 lines).
 # --no-compile: Python compiles the modules a run imports when it first imports them, instead of all 20,726
 # files at install: in a fresh clone make setup takes 2 min 10 s instead of 3 min 5 s, and the first training
-# run's start-up about 30 s longer (README, the fresh-clone row).
+# run's start-up about 30 s longer (docs/studies/pipeline-times.md).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --no-compile -e '.[dev]'

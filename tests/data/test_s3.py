@@ -1,11 +1,7 @@
 """Datasets on S3, against a real S3 API: moto's server on 127.0.0.1, started here. A rank reads the label
 tables and then each image with one range request, in the main process and in loader processes."""
 
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,71 +11,14 @@ from torch.utils.data import DataLoader
 from comic.data.dataset import MultiLabelDataset
 from comic.data.store import load_classes, read_split
 from comic.data.transforms import InputSpec, build_transform
+from tests.s3 import BUCKET, free_port, s3_endpoint, s3_env, upload_dataset  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
-BUCKET = "comic-test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on a free loopback port; its URL."""
-    port = free_port()
-    moto = Path(sys.executable).with_name("moto_server")
-    server = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("moto_server did not start in 30 s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
-def s3_env(s3_endpoint, monkeypatch):
-    for key, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    return s3_endpoint
-
-
-@pytest.fixture
-def s3_data(s3_env, plt_dir):
-    """The tiny dataset's image store and label tables uploaded as s3://comic-test/data/{images,plt}."""
-    import pyarrow.fs as pafs
-
-    from comic.data.location import filesystem
-
-    s3, _ = filesystem(f"s3://{BUCKET}")
-    if s3.get_file_info(BUCKET).type == pafs.FileType.NotFound:
-        pafs.S3FileSystem(allow_bucket_creation=True, **_endpoint(s3_env)).create_dir(BUCKET)
-    for folder in ("images", "plt"):
-        pafs.copy_files(str(plt_dir.parent / folder), f"{BUCKET}/data/{folder}", destination_filesystem=s3)
-    return f"s3://{BUCKET}/data/plt"
-
-
-def _endpoint(url: str) -> dict:
-    scheme, host = url.split("://")
-    return {"endpoint_override": host, "scheme": scheme}
+def s3_data(s3_env, plt_dir):  # noqa: F811
+    return upload_dataset(plt_dir, "data")
 
 
 def test_a_split_on_s3_reads_the_same_labels_and_images_as_on_local_disk(s3_data, plt_dir):
