@@ -308,7 +308,7 @@ class CorrectionConfig:
 
     weight: float = param(0.2, "lambda_c, weight of the correction loss; 0 switches RLC off", *_weight)
     tau: float = param(
-        0.8, "global confidence threshold (the paper: 0.7; calibrated on the audit, docs/training.md)", *_open_unit
+        0.8, "global confidence threshold (the paper: 0.7; calibrated on the audit, docs/method.md)", *_open_unit
     )
     margin: float = param(1.0, "logit margin on observed positives", *_weight)
     class_threshold: Literal["ema", "batch", "none"] = param(
@@ -318,8 +318,8 @@ class CorrectionConfig:
     persist: bool = param(False, "keep recalled labels for the rest of training instead of recomputing")
     start_epoch: int = param(
         6,
-        "first epoch that corrects labels (warm-up before it; the authors' code: 0; docs/training.md: 6 keeps "
-        "every correcting epoch's audit precision above 0.5)",
+        "first epoch that corrects labels (warm-up before it; the authors' code: 0; 6 keeps every correcting "
+        "epoch's audit precision above 0.5, docs/studies/corrector-warmup.md)",
         *_non_negative,
     )
     mask_recalled: bool = param(
@@ -456,7 +456,7 @@ class SearchDim:
 def _default_space() -> dict[str, SearchDim]:
     """What the method exposes: the corrector's thresholds, the focal exponents, the loss weights, the tail
     effect and the options of docs/method.md. The learning rate stays out: short trials favour fast
-    learners (docs/training.md)."""
+    learners (docs/studies/tuning-from-scratch.md)."""
     return {
         "correction.tau": SearchDim("uniform", 0.6, 0.95),
         "correction.class_threshold": SearchDim("choice", values=["ema", "batch", "none"]),
@@ -475,7 +475,9 @@ def _default_space() -> dict[str, SearchDim]:
 class TuneConfig:
     """Ray Tune search of COMIC's method parameters on the validation split."""
 
-    num_samples: int = param(2, "trials (make repro's small search; docs/training.md measures 32)", *_between(1, 10000))
+    num_samples: int = param(
+        2, "trials (make repro's small search; docs/studies/tuning-pretrained.md measures 32)", *_between(1, 10000)
+    )
     max_concurrent_trials: int = param(2, "trials run at once", *_between(1, 1024))
     epochs: int | None = param(
         7, "epochs per trial (ASHA's max_t); null: train.epochs, the final run's length", *_between(1, 10000)

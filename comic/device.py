@@ -30,7 +30,7 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 def to_device(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     """The batch on `device`; images channels_last, the layout whose convolutions are faster on CUDA (bf16)
-    and on the CPU (oneDNN: the training loop about 10 % faster, docs/training.md)."""
+    and on the CPU (oneDNN: the training loop about 10 % faster, docs/studies/channels-last.md)."""
     moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     if moved.get("image") is not None and moved["image"].dim() == 4:  # cached trunk features are (B, D)
         moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)

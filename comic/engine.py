@@ -392,8 +392,8 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """Adam over `parameter_groups`: classifiers and fusion at `classifier_lr_scale` x lr, trunks (with their
     necks) at `backbone_lr_scale` x lr; frozen parameters are left out. The fused kernel on every device: one
-    pass over each tensor's weights, gradients and moments instead of several (on the CPU: docs/training.md,
-    "The search in the pretrained regime")."""
+    pass over each tensor's weights, gradients and moments instead of several (on the CPU:
+    docs/studies/tuning-pretrained.md)."""
     groups = parameter_groups(model)
     param_groups = [
         {"params": params, "name": name, "lr": lr * (classifier_lr_scale if name == "heads" else backbone_lr_scale)}

@@ -23,6 +23,7 @@ from ray.train.torch import TorchTrainer
 
 from comic import faults
 from comic.config import Params, from_dict, to_dict
+from comic.data.location import absolute, ray_storage
 from comic.tracking import MlflowSink
 from comic.training import train
 
@@ -61,7 +62,7 @@ def use_assigned_cpus() -> int:
     """Give torch one thread per CPU that Ray assigned to this worker (at least one) and return it.
 
     A worker inherits the driver's environment: an `OMP_NUM_THREADS=2` exported by the user's shell made
-    each of two 1-CPU workers run two threads on a 2-core machine, 4x slower (docs/training.md)."""
+    each of two 1-CPU workers run two threads on a 2-core machine, 4x slower (docs/studies/ray-workers.md)."""
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     threads = max(1, int(cpus))
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -154,8 +155,8 @@ def build_trainer(
         train_loop_per_worker,
         train_loop_config={
             "params": to_dict(params),
-            "data_dir": str(Path(data_dir).resolve()),
-            "features_dir": str(Path(features_dir).resolve()) if features_dir else None,
+            "data_dir": absolute(data_dir),
+            "features_dir": absolute(features_dir) if features_dir else None,
             "mlflow_uri": mlflow[0] if mlflow else None,
             "mlflow_run_id": mlflow[1] if mlflow else None,
         },
@@ -166,11 +167,6 @@ def build_trainer(
         ),
         run_config=run_config,
     )
-
-
-def storage_uri(storage_path: str | Path) -> str:
-    """An `s3://...` URI as given, a local folder made absolute (Ray workers run elsewhere)."""
-    return str(storage_path) if "://" in str(storage_path) else str(Path(storage_path).resolve())
 
 
 def fit(
@@ -186,7 +182,7 @@ def fit(
     """Train with Ray Train; returns the `ray.train.Result` (its checkpoint is the last epoch's)."""
     run_config = RunConfig(
         name=name,
-        storage_path=storage_uri(storage_path),
+        **ray_storage(storage_path),
         failure_config=FailureConfig(max_failures=max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=2),
         logging_config=TRAIN_LOGGING,

@@ -29,6 +29,20 @@ def join(location: str | Path, *parts: str) -> str:
     return os.path.normpath(os.path.join(location, *parts))
 
 
+def absolute(location: str | Path) -> str:
+    """A URI as given, a local path made absolute (Ray workers may run in another folder or on another node)."""
+    return str(location) if is_uri(location) else str(Path(location).resolve())
+
+
+def ray_storage(location: str | Path) -> dict:
+    """`storage_path` (and, on S3, `storage_filesystem`) of Ray's RunConfig: Ray opens an s3:// URI with
+    pyarrow's defaults, which ignore AWS_ENDPOINT_URL; the filesystem of `filesystem` carries it."""
+    if str(location).startswith("s3://"):
+        fs, path = filesystem(location)
+        return {"storage_path": path, "storage_filesystem": fs}
+    return {"storage_path": absolute(location)}
+
+
 def relative(target: str, start: str | Path) -> str:
     """`target` as written in a file of folder `start`: relative when both are local, else as it is."""
     if is_uri(target) or is_uri(start):

@@ -34,7 +34,7 @@ class SmallCNN(nn.Module):
     For the embedded 64 px mosaics: (B, 3, H, W) -> (B, 256).
 
     `norm="batch"` learns the embedded benchmark far faster (GroupNorm and no normalisation stayed at the
-    class-prior loss for 12 epochs, docs/training.md); `norm="group"` is per image, so a DDP step on CPU,
+    class-prior loss for 12 epochs, docs/studies/batchnorm.md); `norm="group"` is per image, so a DDP step on CPU,
     where SyncBatchNorm does not exist, equals the single-process step exactly."""
 
     def __init__(self, *, norm: str, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256)):
