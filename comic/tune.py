@@ -27,7 +27,8 @@ from ray import tune
 
 from comic import faults
 from comic.config import Params, SearchDim, flatten, from_dict, override, to_dict
-from comic.ray_train import TRAIN_LOGGING, build_trainer, init_ray, private_directory, quiet_ray_logs, storage_uri
+from comic.data.location import absolute, ray_storage
+from comic.ray_train import TRAIN_LOGGING, build_trainer, init_ray, private_directory, quiet_ray_logs
 from comic.tracking import MlflowSink
 from comic.training import train
 from comic.tune_results import SCORE
@@ -54,7 +55,7 @@ def trial_params(base: dict, sample: dict, epochs: int) -> Params:
 
 
 # A trial resumes from its last epoch only; every epoch's checkpoint kept filled 35 GB of disk in a 32-trial
-# search of the pretrained regime, and the trials after that failed (docs/training.md).
+# search of the pretrained regime, and the trials after that failed (docs/studies/tuning-pretrained.md).
 TRIAL_CHECKPOINTS = tune.CheckpointConfig(num_to_keep=1)
 
 
@@ -132,7 +133,7 @@ def distributed_trial_run_config(name: str, storage_path: str, callbacks: list):
 
     return RunConfig(
         name=name,
-        storage_path=storage_path,
+        **ray_storage(storage_path),
         callbacks=callbacks,
         checkpoint_config=CheckpointConfig(num_to_keep=TRIAL_CHECKPOINTS.num_to_keep),
         logging_config=TRAIN_LOGGING,
@@ -234,14 +235,14 @@ def run_search(
     """Run the search described by `params.tune`; Ray must be initialised. `features_dir`: a frozen trunk's
     cached features (the embed stage)."""
     settings = params.tune
-    storage = storage_uri(storage_path)
+    storage = absolute(storage_path)
     distributed = settings.workers_per_trial > 0
     # A distributed trial holds a sliver of a CPU and its Ray Train workers hold the rest (docs/stack.md).
     resources = {"cpu": 0.1} if distributed else {"cpu": settings.cpus_per_trial}
     setup = {
         "base": to_dict(params),
-        "data_dir": str(Path(data_dir).resolve()),
-        "features_dir": str(Path(features_dir).resolve()) if features_dir else None,
+        "data_dir": absolute(data_dir),
+        "features_dir": absolute(features_dir) if features_dir else None,
         "epochs": params.trial_epochs,
         "workers_per_trial": settings.workers_per_trial,
         "cpus_per_trial": settings.cpus_per_trial,
@@ -269,7 +270,7 @@ def run_search(
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=storage,
+            **ray_storage(storage),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             checkpoint_config=TRIAL_CHECKPOINTS,
             callbacks=[lines],
