@@ -143,8 +143,9 @@ def health_only_server():
 
 
 @pytest.mark.timeout(120)
-def test_the_train_stage_fails_in_seconds_against_a_server_that_answers_only_health(
-    health_only_server, tmp_path, monkeypatch
+@pytest.mark.parametrize("stage", ["train", "tune"])
+def test_the_train_and_tune_stages_fail_in_seconds_against_a_server_that_answers_only_health(
+    health_only_server, tmp_path, monkeypatch, stage
 ):
     params_path = write_params(tmp_path)
     params = yaml.safe_load(params_path.read_text())
@@ -155,10 +156,15 @@ def test_the_train_stage_fails_in_seconds_against_a_server_that_answers_only_hea
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for variable in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
         monkeypatch.delenv(variable, raising=False)
-    paths = ["--data", "d", "--features", "f", "--model", str(tmp_path / "model.pt"), "--run", str(tmp_path / "r")]
-    paths += ["--history", "h", "--storage", str(tmp_path / "ray"), "--tuned", str(tmp_path / "applied.yaml")]
+    paths = ["--data", "d", "--features", "f", "--storage", str(tmp_path / "ray")]
+    if stage == "train":
+        paths += ["--model", str(tmp_path / "model.pt"), "--run", str(tmp_path / "r"), "--history", "h"]
+        paths += ["--tuned", str(tmp_path / "applied.yaml")]
+    else:
+        paths += ["--best", str(tmp_path / "best.yaml"), "--trials", str(tmp_path / "trials.csv")]
     started = time.monotonic()
     with pytest.raises(SystemExit, match="answers /health, not its API") as info:
-        run_stage("train", *paths, "--params", str(params_path), monkeypatch=monkeypatch)
+        run_stage(stage, *paths, "--params", str(params_path), monkeypatch=monkeypatch)
     assert time.monotonic() - started < 30, "MLflow's own 120 s x 7 retries were used"
-    assert "`dvc checkout train` brings the last model back" in str(info.value)
+    untouched = "`dvc checkout train` brings the last model back" if stage == "train" else "Nothing was searched"
+    assert untouched in str(info.value)
