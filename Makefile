@@ -36,9 +36,9 @@ test: lint
 
 # The development loop (docs/development.md): no lint, no test marked slow, none of the folders whose tests
 # start Ray, an MLflow server or a DVC pipeline, and none of the files whose tests start processes (gloo ranks,
-# a benchmark script, fresh interpreters). `make test` runs them all.
+# a benchmark script, fresh interpreters, an S3 server). `make test` runs them all.
 FAST_SKIPPED := tests/infra tests/registry tests/training tests/test_ddp.py tests/test_bench_gpu.py \
-	tests/test_env.py tests/test_runner.py
+	tests/test_env.py tests/test_runner.py tests/data/test_s3.py
 test-fast: setup
 	$(BIN)/python -m tests -q -m "not slow" $(addprefix --ignore=,$(FAST_SKIPPED))
 
