@@ -15,7 +15,7 @@ from comic.losses.balance import bce_distillation, distillation_weights, htb_dis
 from comic.losses.correction import LabelCorrector
 from comic.losses.db_focal import DBFocal
 from comic.losses.focal import ASL, BCE, MFM, Focal, asymmetric_focal_terms, head_tail_factor
-from comic.losses.partial import SPLC, Hill
+from comic.losses.missing import SPLC, Hill
 
 LOSSES: dict[str, type[nn.Module]] = {
     "bce": BCE,
