@@ -31,20 +31,20 @@ def predict_scores(
     *,
     device: torch.device,
     amp: bool,
-    views: bool = False,
+    rules: bool = False,
 ) -> dict[str, np.ndarray]:
     """Probabilities sigmoid(logits) (N, C) of the model's prediction (`scores`), with the batch labels and
-    indices; with `views`, also `view/<name>` for every prediction rule the model has (`model.views`)."""
+    indices; with `rules`, also `rule/<name>` for every prediction rule the model has (`model.rule_logits`)."""
     model.eval()
     predictor = unwrap(model)
     out: dict[str, list] = {"scores": [], "labels_observed": [], "labels_full": [], "index": []}
     for batch in batches:
         images = to_device({"image": batch["image"]}, device)["image"]
         with autocast(device, amp):
-            logits = predictor.views(images) if views else {"predicted": predictor.predict(images)}
-        if views:
+            logits = predictor.rule_logits(images) if rules else {"predicted": predictor.predict(images)}
+        if rules:
             for name, value in logits.items():
-                out.setdefault(f"view/{name}", []).append(torch.sigmoid(value.float()).cpu())
+                out.setdefault(f"rule/{name}", []).append(torch.sigmoid(value.float()).cpu())
             logits["predicted"] = logits[getattr(predictor, "prediction", "single")]
         out["scores"].append(torch.sigmoid(logits["predicted"].float()).cpu())
         for key in ("labels_observed", "labels_full", "index"):
@@ -58,7 +58,7 @@ def predict_split(
     split: str,
     *,
     spec: InputSpec,
-    views: bool = False,
+    rules: bool = False,
     batch_size: int = 128,
     processes: int | None = None,
 ) -> dict:
@@ -67,7 +67,7 @@ def predict_split(
     dataset = MultiLabelDataset(data_dir, split, build_transform(False, spec))
     processes = loader_processes(processes, torch.device("cpu"), training_rank=False)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=processes)
-    return predict_scores(model, loader, device=torch.device("cpu"), amp=False, views=views)
+    return predict_scores(model, loader, device=torch.device("cpu"), amp=False, rules=rules)
 
 
 def gather_predictions(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -96,14 +96,14 @@ def report(labels_nc, scores_nc, train_counts_c, metrics: MetricsConfig) -> dict
 
 def evaluate(model, batches, classes: dict, metrics: MetricsConfig, *, device, amp: bool, label_key: str) -> dict:
     """Metrics of one split against `label_key` (`labels_observed` on validation: selection never sees the
-    hidden labels), predictions gathered from every rank (the same result on each); `views` holds the
+    hidden labels), predictions gathered from every rank (the same result on each); `rules` holds the
     mAP of every prediction rule of the model."""
-    merged = gather_predictions(predict_scores(model, batches, device=device, amp=amp, views=True))
+    merged = gather_predictions(predict_scores(model, batches, device=device, amp=amp, rules=True))
     result = report(merged[label_key], merged["scores"], classes["train_counts"], metrics)
-    result["views"] = {
-        key.removeprefix("view/"): percent_mean(per_class_average_precision(merged[label_key], merged[key]))
+    result["rules"] = {
+        key.removeprefix("rule/"): percent_mean(per_class_average_precision(merged[label_key], merged[key]))
         for key in merged
-        if key.startswith("view/")
+        if key.startswith("rule/")
     }
     return result
 

@@ -124,26 +124,26 @@ def run_one(job: Job | tuple) -> dict:
     progress = state[checkpoint.PROGRESS]
     classes = load_classes(data_dir)
 
-    def score(weights, prediction: str, views: bool = False) -> dict:
+    def score(weights, prediction: str, rules: bool = False) -> dict:
         model = build_model(params.model, params.balance, num_classes=len(classes["names"]), load_weights=False)
         model.load_state_dict(weights)
         if hasattr(model, "prediction"):
             model.prediction = prediction
         test = predict_split(
-            model, data_dir, "test", spec=input_spec(params.model, params.data.image_size), views=views
+            model, data_dir, "test", spec=input_spec(params.model, params.data.image_size), rules=rules
         )
         result = dict(test_report(test["labels_full"], test["scores"], classes, params.metrics))
-        if views:
-            result["views"] = {
-                key.removeprefix("view/"): test_report(test["labels_full"], test[key], classes, params.metrics)["mAP"]
+        if rules:
+            result["rules"] = {
+                key.removeprefix("rule/"): test_report(test["labels_full"], test[key], classes, params.metrics)["mAP"]
                 for key in test
-                if key.startswith("view/")
+                if key.startswith("rule/")
             }
         return result
 
-    view = progress["best_view"]
-    selected = score(best, view, views=True)
-    last = {e: score(w, view) for e, w in sorted(reporter.weights.items())}
+    rule = progress["best_rule"]
+    selected = score(best, rule, rules=True)
+    last = {e: score(w, rule) for e, w in sorted(reporter.weights.items())}
     history = reporter.history
     return {
         "config": name,
@@ -152,12 +152,12 @@ def run_one(job: Job | tuple) -> dict:
         "seconds": round(time.time() - started, 1),
         "cpu_kernels": torch.backends.cpu.get_cpu_capability(),  # AVX2 / AVX512 kernels round differently
         "best_epoch": progress["best_epoch"],
-        "prediction": view,
+        "prediction": rule,
         "val_mAP_smoothed": progress["best_score"],
         **{k: selected[k] for k in METRICS},
         **{f"last_{k}": last[epochs - 1][k] for k in METRICS},
         **{f"last5_{k}": statistics.mean(r[k] for r in last.values()) for k in METRICS},
-        "test_views": selected["views"],
+        "test_rules": selected["rules"],
         "val_curve": [row["val/mAP"] for row in history],
         "epochs_log": [
             {k: v for k, v in row.items() if k.split("/")[0] in ("epoch", "correction", "diagnostics", "val")}
@@ -255,12 +255,12 @@ def diagnostics_rows(runs: list[dict]) -> list[str]:
         right = statistics.mean(sum(e.get("correction/correct", 0) for e in r["epochs_log"]) for r in mine)
         wrong = statistics.mean(sum(e.get("correction/wrong", 0) for e in r["epochs_log"]) for r in mine)
         shares = " / ".join(mean(f"diagnostics/grad_share/logits/{t}") for t in ("main", "rlc", "htb"))
-        views = " / ".join(mean(f"val/view/{v}/mAP") for v in ("head", "balanced", "tail", "unfused", "mean"))
+        rules = " / ".join(mean(f"val/rule/{r}/mAP") for r in ("head", "balanced", "tail", "unfused", "mean"))
         lines.append(
             f"| {name} | {shares} | {mean('diagnostics/recalled/net_grad')} | "
-            f"{min(precision):.2f} | {right:.0f} / {wrong:.0f} | {views} |"
+            f"{min(precision):.2f} | {right:.0f} / {wrong:.0f} | {rules} |"
             if precision
-            else f"| {name} | {shares} | - | - | - | {views} |"
+            else f"| {name} | {shares} | - | - | - | {rules} |"
         )
     if not lines:
         return []

@@ -90,7 +90,7 @@ def validation_by_group(history: Sequence[dict], path) -> Path:
 
 
 def validation_by_rule(history: Sequence[dict], path) -> Path:
-    columns = {k: k.split("/")[2] for k in (history[0] if history else {}) if k.startswith("val/view/")}
+    columns = {k: k.split("/")[2] for k in (history[0] if history else {}) if k.startswith("val/rule/")}
     title = "Validation mAP of each prediction rule"
     return render(_lines(_long(history, "epoch", columns), "epoch", title, "mAP (%)"), path)
 

@@ -219,7 +219,7 @@ def train(
         "epoch": 0,
         "best_score": -1.0,
         "best_epoch": -1,
-        "best_view": candidates[0],
+        "best_rule": candidates[0],
         "history": [],
         "resumed_at": [],
     }
@@ -278,12 +278,12 @@ def train(
             amp=settings.amp,
             label_key="labels_observed",
         )
-        metrics.update({f"val/{k}": v for k, v in val.items() if k not in ("per_class", "views")})
-        metrics.update({f"val/view/{view}/mAP": v for view, v in val["views"].items()})
-        score, view = smoothed_best(progress["history"] + [metrics], candidates, settings.select_window)
+        metrics.update({f"val/{k}": v for k, v in val.items() if k not in ("per_class", "rules")})
+        metrics.update({f"val/rule/{rule}/mAP": v for rule, v in val["rules"].items()})
+        score, rule = smoothed_best(progress["history"] + [metrics], candidates, settings.select_window)
         metrics[SELECTED] = score
         if score > progress["best_score"]:
-            progress.update(best_score=score, best_epoch=epoch, best_view=view)
+            progress.update(best_score=score, best_epoch=epoch, best_rule=rule)
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         metrics.update({"best/val_mAP_smoothed": progress["best_score"], "best/epoch": progress["best_epoch"]})
         progress["epoch"] = epoch + 1
@@ -320,30 +320,30 @@ def selection_candidates(params: Params) -> list[str]:
     return [params.balance.prediction]
 
 
-def smoothed_best(history: list[dict], views: list[str], window: int) -> tuple[float, str]:
-    """The best of `views` by the trailing mean of its validation mAP over the last `window` epochs."""
-    scores = {v: trailing_mean([row[f"val/view/{v}/mAP"] for row in history], window) for v in views}
-    view = max(views, key=lambda v: scores[v])
-    return scores[view], view
+def smoothed_best(history: list[dict], rules: list[str], window: int) -> tuple[float, str]:
+    """The best of `rules` by the trailing mean of its validation mAP over the last `window` epochs."""
+    scores = {r: trailing_mean([row[f"val/rule/{r}/mAP"] for row in history], window) for r in rules}
+    rule = max(rules, key=lambda r: scores[r])
+    return scores[rule], rule
 
 
 def finish_training(params: Params, data_dir, checkpoint_dir: Path, model_path, history_path) -> dict:
     """The model file of the selected epoch and prediction rule, with per-class decision thresholds chosen
-    on validation, and the history CSV; returns the run's progress (best epoch and view, history)."""
+    on validation, and the history CSV; returns the run's progress (best epoch and rule, history)."""
     state, best_weights = checkpoint.load(checkpoint_dir)
     progress = state[checkpoint.PROGRESS]
     classes = load_classes(data_dir)
     model = build_model(params.model, params.balance, num_classes=len(classes["names"]), load_weights=False)
     model.load_state_dict(best_weights)
     if hasattr(model, "prediction"):
-        model.prediction = progress["best_view"]
+        model.prediction = progress["best_rule"]
     spec = input_spec(
         params.model, params.data.image_size, resolve_augment(params.augment, params.data.source).eval_crop
     )
     val = predict_split(model, data_dir, "val", spec=spec)
     thresholds = choose_thresholds(val["labels_observed"], val["scores"], default=params.metrics.decision_threshold)
     save_model_file(
-        model_path, best_weights, params, classes, thresholds.tolist(), prediction=progress["best_view"], spec=spec
+        model_path, best_weights, params, classes, thresholds.tolist(), prediction=progress["best_rule"], spec=spec
     )
     write_history(history_path, progress["history"])
     return progress

@@ -69,7 +69,7 @@ def main() -> None:
             model_uri = log_pyfunc(uri, run_id, args.model, examples)
             RunRecord(uri, run_id, model_uri, file_sha256(args.model)).write(args.run)
     print(
-        f"train: selected epoch {summary['best_epoch'] + 1} ({summary['best_view']}, smoothed val mAP "
+        f"train: selected epoch {summary['best_epoch'] + 1} ({summary['best_rule']}, smoothed val mAP "
         f"{summary['best_score']:.2f}); logged to MLflow as {model_uri}",
         flush=True,
     )

@@ -25,7 +25,7 @@ def _run(epochs: int = 4) -> dict:
             "correction/precision": 2 / 3 if e >= 2 else math.nan,
             "diagnostics/grad_share/logits/main": 0.8,
             "diagnostics/grad_share/features/main": 0.8,
-            "val/view/balanced/mAP": 10.0 + e,
+            "val/rule/balanced/mAP": 10.0 + e,
         }
         for e in range(epochs)
     ]

@@ -148,5 +148,5 @@ def test_a_tiny_run_is_scored_at_the_selected_last_and_last_five_epochs(tmp_path
     result = experiments.run_one(job)
     assert (result["config"], result["seed"], result["epochs"]) == ("comic_no_htb", 0, 2)
     assert len(result["val_curve"]) == len(result["epochs_log"]) == 2
-    assert {*SCORES, "best_epoch", "prediction", "test_views", "cpu_kernels"} <= set(result)
+    assert {*SCORES, "best_epoch", "prediction", "test_rules", "cpu_kernels"} <= set(result)
     assert 0 <= result["mAP"] <= 100 and result["best_epoch"] in (0, 1)

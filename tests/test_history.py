@@ -9,7 +9,7 @@ from comic.training import selection_candidates, smoothed_best
 
 def rows(curves: dict[str, list[float]]) -> list[dict]:
     epochs = len(next(iter(curves.values())))
-    return [{f"val/view/{v}/mAP": curve[e] for v, curve in curves.items()} for e in range(epochs)]
+    return [{f"val/rule/{r}/mAP": curve[e] for r, curve in curves.items()} for e in range(epochs)]
 
 
 def test_the_trailing_mean_averages_the_last_window_values():
@@ -29,7 +29,7 @@ def test_a_one_epoch_spike_does_not_win_against_a_plateau():
     assert raw == 1
 
 
-def test_auto_prediction_chooses_the_best_smoothed_view():
+def test_auto_prediction_chooses_the_best_smoothed_rule():
     history = rows({"balanced": [10, 11, 12], "unfused": [9, 9, 9], "mean": [12, 13, 14]})
     assert smoothed_best(history, ["balanced", "unfused", "mean"], 2) == (13.5, "mean")
     assert selection_candidates(override(Params(), {"balance.prediction": "auto"})) == ["balanced", "unfused", "mean"]

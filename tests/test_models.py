@@ -119,16 +119,16 @@ def test_pretrained_weights_load_from_a_local_file_and_a_missing_file_is_a_clear
         build_backbone("resnet18", pretrained_path=str(tmp_path / "absent.pt"))
 
 
-def test_views_give_every_prediction_rule_and_mean_averages_the_three_sigmoids():
+def test_rule_logits_give_every_prediction_rule_and_mean_averages_the_three_sigmoids():
     torch.manual_seed(6)
     model = build_model(ModelConfig(name="comic"), BalanceConfig(), num_classes=4).eval()
     images = torch.randn(3, 3, 32, 32)
-    views = model.views(images)
-    assert set(views) == {"balanced", "unfused", "head", "tail", "mean"}
-    mean = (torch.sigmoid(views["head"]) + torch.sigmoid(views["balanced"]) + torch.sigmoid(views["tail"])) / 3
-    torch.testing.assert_close(torch.sigmoid(views["mean"]), mean, rtol=1e-4, atol=1e-6)
+    rules = model.rule_logits(images)
+    assert set(rules) == {"balanced", "unfused", "head", "tail", "mean"}
+    mean = (torch.sigmoid(rules["head"]) + torch.sigmoid(rules["balanced"]) + torch.sigmoid(rules["tail"])) / 3
+    torch.testing.assert_close(torch.sigmoid(rules["mean"]), mean, rtol=1e-4, atol=1e-6)
     model.prediction = "mean"
-    torch.testing.assert_close(model.predict(images), views["mean"])
+    torch.testing.assert_close(model.predict(images), rules["mean"])
 
 
 def test_the_single_head_ablation_can_keep_the_cosine_classifier():

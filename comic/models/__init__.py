@@ -11,7 +11,7 @@ from comic.config import BalanceConfig, ModelConfig
 from comic.data.transforms import InputSpec
 from comic.models.backbones import BUILTIN, FrozenTrunk, Weights, build_backbone, normalisation
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
-from comic.models.htb import HTB_BRANCHES, HTB_VIEWS, HTBModel, HTBOutput, SingleHeadModel
+from comic.models.htb import HTB_BRANCHES, HTB_RULES, HTBModel, HTBOutput, SingleHeadModel
 
 # The branches of each model, by `model.name`: one label corrector and one loss per branch.
 BRANCHES = {"comic": HTB_BRANCHES, "single": ("single",)}
@@ -75,7 +75,7 @@ __all__ = [
     "BRANCHES",
     "AdditiveAttention",
     "CosineClassifier",
-    "HTB_VIEWS",
+    "HTB_RULES",
     "HTBModel",
     "HTBOutput",
     "MovingVector",

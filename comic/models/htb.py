@@ -30,8 +30,8 @@ class HTBOutput:
     tail_on_instance: Tensor
 
 
-# What a branch can predict with, by name (`HTBModel.views`); `mean` averages the three sigmoids.
-HTB_VIEWS = ("balanced", "unfused", "head", "tail", "mean")
+# The prediction rules by name (`HTBModel.rule_logits`); `mean` averages the three sigmoids.
+HTB_RULES = ("balanced", "unfused", "head", "tail", "mean")
 
 
 class HTBModel(nn.Module):
@@ -39,9 +39,9 @@ class HTBModel(nn.Module):
     neck) and a cosine classifier. Head and tail logits come plain (z) and as learning-effect views (ẑ) of their
     features; the balanced features are fused with the head and tail features (detached) by additive
     attention: f_b <- f_b + Attn(f_b, [f_h, f_t]). `branch_logits` says which of z, ẑ the head and tail
-    branches predict with (what their main loss trains); `prediction` is the view `predict` returns.
+    branches predict with (what their main loss trains); `prediction` is the rule `predict` returns.
 
-    Training forward: `model(x_instance, x_rebalanced)`; evaluation: `views(x)` or `predict(x)`.
+    Training forward: `model(x_instance, x_rebalanced)`; evaluation: `rule_logits(x)` or `predict(x)`.
     """
 
     def __init__(
@@ -60,8 +60,8 @@ class HTBModel(nn.Module):
         super().__init__()
         if branch_logits not in ("learning_effect", "plain"):
             raise ValueError(f"balance.branch_logits: {branch_logits!r} is not learning_effect or plain")
-        if prediction not in HTB_VIEWS:
-            raise ValueError(f"balance.prediction: {prediction!r} is not one of {list(HTB_VIEWS)}")
+        if prediction not in HTB_RULES:
+            raise ValueError(f"balance.prediction: {prediction!r} is not one of {list(HTB_RULES)}")
         self.shared_backbone, self.alpha = shared_backbone, alpha
         self.branch_logits, self.prediction = branch_logits, prediction
         if shared_backbone:
@@ -108,8 +108,8 @@ class HTBModel(nn.Module):
     def forward(self, images_bchw: Tensor, rebalanced_bchw: Tensor) -> HTBOutput:
         head, balanced, tail_instance, tail = self._features(images_bchw, rebalanced_bchw)
         if self.training:
-            views = (head, balanced, tail)  # one collective for the three moving vectors
-            means = all_reduce_mean(torch.stack([view.detach().float().mean(dim=0) for view in views]))
+            branches = (head, balanced, tail)  # one collective for the three moving vectors
+            means = all_reduce_mean(torch.stack([f.detach().float().mean(dim=0) for f in branches]))
             for branch, mean_d in zip(HTB_BRANCHES, means, strict=True):
                 self.moving[branch].update(mean_d)
         return HTBOutput(
@@ -122,8 +122,8 @@ class HTBModel(nn.Module):
             tail_on_instance=self._tail_logits(tail_instance).detach(),
         )
 
-    def views(self, images_bchw: Tensor) -> dict[str, Tensor]:
-        """Logits (B, C) of every prediction rule of `HTB_VIEWS` on the same images (no state changes)."""
+    def rule_logits(self, images_bchw: Tensor) -> dict[str, Tensor]:
+        """Logits (B, C) of every prediction rule of `HTB_RULES` on the same images (no state changes)."""
         head, balanced, tail, _ = self._features(images_bchw, None)
         learning_effect_logits = self.branch_logits == "learning_effect"
         out = {
@@ -138,7 +138,7 @@ class HTBModel(nn.Module):
 
     def predict(self, images_bchw: Tensor) -> Tensor:
         """Logits (B, C) of the prediction rule `self.prediction` (the paper: the fused balanced branch)."""
-        return self.views(images_bchw)[self.prediction]
+        return self.rule_logits(images_bchw)[self.prediction]
 
 
 class SingleHeadModel(nn.Module):
@@ -166,7 +166,7 @@ class SingleHeadModel(nn.Module):
     def forward(self, images_bchw: Tensor) -> Tensor:
         return self.classifier(self.backbone(images_bchw))
 
-    def views(self, images_bchw: Tensor) -> dict[str, Tensor]:
+    def rule_logits(self, images_bchw: Tensor) -> dict[str, Tensor]:
         return {"single": self.forward(images_bchw)}
 
     def predict(self, images_bchw: Tensor) -> Tensor:

@@ -84,10 +84,10 @@ def test_the_model_file_carries_the_prediction_rule_chosen_on_validation(tiny_da
         params, tiny_data, tmp_path / "run" / "checkpoint", tmp_path / "model.pt", tmp_path / "history.csv"
     )
     model, bundle = load_model_file(tmp_path / "model.pt")
-    assert progress["best_view"] in ("balanced", "unfused", "mean")
-    assert bundle["prediction"] == model.prediction == progress["best_view"]
-    views = {k for k in reporter.history[-1] if k.startswith("val/view/")}
-    assert {f"val/view/{v}/mAP" for v in ("balanced", "unfused", "head", "tail", "mean")} == views
+    assert progress["best_rule"] in ("balanced", "unfused", "mean")
+    assert bundle["prediction"] == model.prediction == progress["best_rule"]
+    rules = {k for k in reporter.history[-1] if k.startswith("val/rule/")}
+    assert {f"val/rule/{r}/mAP" for r in ("balanced", "unfused", "head", "tail", "mean")} == rules
 
 
 def test_resuming_from_a_planted_checkpoint_stops_the_run_before_it_runs(tiny_data, tmp_path):
