@@ -79,7 +79,7 @@ def main() -> None:
     done = {(r["config"], r["seed"]) for r in runs if r["epochs"] == args.epochs}
     command = command_line("benchmarks/accuracy.py", vars(args))
     with tempfile.TemporaryDirectory(prefix="comic-bench-") as scratch:  # cached features, full-label copy
-        features: dict[str, str] = {}  # one cache per data folder and trunk, as the embed stage makes it
+        features: dict[str, str] = {}  # one cache per data folder and trunk, as the cache_features stage makes it
         jobs = []
         for seed in args.seeds:
             for name, config in configs.items():

@@ -7,7 +7,7 @@ COMIC with the shared trunk (what a frozen trunk needs; a fine-tuned one could a
 classes, a batch of `--batch` images per stream, `comic.engine.train_step` on the CPU with `--threads`
 torch threads; images/s counts all three streams (head and balanced see the instance batch, tail the
 re-balanced one: 3 x batch per step) over `--steps` timed steps after 2 warm-up steps. `cached` feeds
-the trunk's (B, D) features, as training on the embed stage's cache does; its one-off cost is the
+the trunk's (B, D) features, as training on the cache_features stage's cache does; its one-off cost is the
 trunk's eval-mode throughput, reported as `embed_images_per_s`.
 """
 

@@ -9,7 +9,7 @@
     # 3. The same search over a space centred on the defaults (benchmarks/space_centred.yaml):
     PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --space benchmarks/space_centred.yaml \
         --samples 32 --trial-epochs 15 --grace 7 --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_centred.json
-    # 4. A search in the pretrained regime (frozen EfficientNet-Lite0, features computed once, as the embed stage):
+    # 4. A search in the pretrained regime (frozen EfficientNet-Lite0, features cached, as the cache_features stage):
     PYTHONPATH=. .venv/bin/python benchmarks/tuning.py search --samples 32 --trial-epochs 15 --grace 3 \
         --seeds 0 1 2 --jobs 2 --out docs/results/tune_search_lite0.json --set model.backbone=efficientnet_lite0 \
         model.pretrained=true model.freeze_backbone=true balance.shared_backbone=true model.input_size=128 \

@@ -55,10 +55,10 @@ def full_label_copy(data_dir: Path, out: Path) -> Path:
 
 
 def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, str], scratch: str) -> str | None:
-    """The trunk features of a frozen backbone for `data_dir` (computed once, like the embed stage, into a
+    """The trunk features of a frozen backbone for `data_dir` (computed once, like the cache_features stage, into a
     folder under `scratch`; `made` remembers them per data folder and trunk), or None."""
     from comic.config import Params, from_dict, override
-    from comic.features import embed
+    from comic.features import cache_features
     from comic.models import input_spec
 
     params = override(from_dict(Params, base), updates)
@@ -68,7 +68,7 @@ def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, st
                       params.model.input_size, params.data.image_size])  # fmt: skip
     if key not in made:
         folder = Path(scratch) / f"features{len(made)}"
-        embed(params.model, input_spec(params.model, params.data.image_size), data_dir, folder)
+        cache_features(params.model, input_spec(params.model, params.data.image_size), data_dir, folder)
         made[key] = str(folder)
     return made[key]
 

@@ -1,5 +1,5 @@
 """Cached trunk features: with a frozen pretrained trunk (`model.freeze_backbone`), the trunk's output of
-every image is computed once (the `embed` stage) and training runs the necks and classifiers on it.
+every image is computed once (the `cache_features` stage) and training runs the necks and classifiers on it.
 
 The cache holds the features of the eval-mode transform, so training on it sees no augmentation: a
 trunk that learns nothing has no use for it beyond regularising the heads, and a frozen EfficientNet-Lite0
@@ -38,7 +38,7 @@ def _trunk(model: ModelConfig, spec: InputSpec):
 
 
 @torch.no_grad()
-def embed(model: ModelConfig, spec: InputSpec, data_dir, out_dir, batch_size: int = 64) -> dict:
+def cache_features(model: ModelConfig, spec: InputSpec, data_dir, out_dir, batch_size: int = 64) -> dict:
     """Write `<split>.npy` (N, D) float32 trunk features of every split and `meta.json`; returns the meta."""
     trunk, meta = _trunk(model, spec)
     trunk.eval()
@@ -63,14 +63,16 @@ def check_cache(features_dir, model: ModelConfig, spec: InputSpec) -> None:
     """Raise ValueError unless `features_dir` holds the features of this trunk, weights and input."""
     path = Path(features_dir) / META
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no cached features; the embed stage writes them (`dvc repro embed`)")
+        raise FileNotFoundError(
+            f"{path}: no cached features; the cache_features stage writes them (`dvc repro cache_features`)"
+        )
     meta = json.loads(path.read_text())
     expected = _trunk(model, spec)[1]
     stale = [k for k, v in expected.items() if meta.get(k) != v]
     if stale:
         raise ValueError(
             f"{path}: the cached features are of another {'/'.join(stale)} ({[meta.get(k) for k in stale]} != "
-            f"{[expected[k] for k in stale]}); rerun the embed stage (`dvc repro embed`)"
+            f"{[expected[k] for k in stale]}); rerun the cache_features stage (`dvc repro cache_features`)"
         )
 
 
@@ -84,13 +86,13 @@ class FeatureDataset(Dataset):
         try:
             self.features = np.load(path, allow_pickle=False)
         except ValueError as err:  # pickled data or an object array: loading it could run code
-            message = f"{path}: refused: not a plain array of features ({err}); rerun `dvc repro embed`"
+            message = f"{path}: refused: not a plain array of features ({err}); rerun `dvc repro cache_features`"
             raise ValueError(message) from None
         table = read_split(data_dir, split)
         if len(table) != len(self.features):
             raise ValueError(
                 f"{features_dir}: {len(self.features)} cached {split} features for {len(table)} images; "
-                "rerun the embed stage (`dvc repro embed`)"
+                "rerun the cache_features stage (`dvc repro cache_features`)"
             )
         self.labels_observed = table.labels_observed.astype(np.float32)
         self.labels_full = table.labels_full.astype(np.float32)

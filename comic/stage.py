@@ -21,7 +21,7 @@ PATHS = {
     "tile_bank": "tile bank (.npz) of the embedded benchmark",
     "images": "the image store: every image once, in tar shards (build_data's second output)",
     "data": "dataset folder: classes.json and the split files",
-    "features": "cached trunk features of a frozen backbone (the embed stage's folder)",
+    "features": "cached trunk features of a frozen backbone (the cache_features stage's folder)",
     "model": "the model file (models/model.pt)",
     "run": "the train stage's run record: MLflow run and logged model (JSON)",
     "history": "per-epoch training history (CSV, a DVC plot)",

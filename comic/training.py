@@ -172,7 +172,7 @@ def train(
 ) -> dict:
     """Train for `params.train.epochs`, resuming from the reporter's checkpoint if there is one; rank 0
     prints one progress line per epoch when `verbose`. With a frozen trunk, `features_dir` holds its cached
-    features (the embed stage). Returns the last epoch's metrics (the same on every rank)."""
+    features (the cache_features stage). Returns the last epoch's metrics (the same on every rank)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     settings = params.train
     device = worker_device(settings.use_gpu)
@@ -183,7 +183,9 @@ def train(
     processes = loader_processes(settings.loader_processes, device)
     if params.model.freeze_backbone:
         if features_dir is None:
-            raise ValueError("model.freeze_backbone trains on cached trunk features: pass the embed stage's folder")
+            raise ValueError(
+                "model.freeze_backbone trains on cached trunk features: pass the cache_features stage's folder"
+            )
         check_cache(features_dir, params.model, spec)
     data = load_run_data(
         data_dir,

@@ -233,7 +233,7 @@ def run_search(
     features_dir: str | Path | None = None,
 ) -> SearchResult:
     """Run the search described by `params.tune`; Ray must be initialised. `features_dir`: a frozen trunk's
-    cached features (the embed stage)."""
+    cached features (the cache_features stage)."""
     settings = params.tune
     storage = absolute(storage_path)
     distributed = settings.workers_per_trial > 0

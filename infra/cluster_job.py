@@ -10,8 +10,8 @@ with its paths swapped for shared ones (every node must see them):
   --data     -> $COMIC_DATA_ROOT/<data version>/plt when COMIC_DATA_ROOT is set (a volume that every node
                 mounts; beside it images/, the image store the label tables point into; the version is the
                 md5s of data/plt and data/images in dvc.lock); unset, workers read the job's own copy
-  features   -> $COMIC_DATA_ROOT/features/<job>: the frozen trunk's features (stage embed), for this job
-Before tune and train it runs the cheap stages they read: embed (features of a frozen trunk; otherwise a
+  features   -> $COMIC_DATA_ROOT/features/<job>: the frozen trunk's features (stage cache_features), for this job
+Before tune and train it runs the cheap stages they read: cache_features (features of a frozen trunk; otherwise a
 note that there are none) and, before train, apply_tuned (the searched values, when train.use_tuned).
 Other settings come from the environment: MLFLOW_TRACKING_URI (the shared server), DVC_REMOTE_URL and
 DVC_REMOTE_ENDPOINT (infra/dvc-remote.sh), COMIC_GIT_COMMIT (the commit, tagged on MLflow runs).
@@ -31,9 +31,10 @@ from pathlib import Path
 import yaml
 
 DATA = "data/plt"  # the dataset every training stage reads (the output of stage drop_labels)
-FEATURES = "data/features"  # the frozen trunk's features (the output of stage embed)
+FEATURES = "data/features"  # the frozen trunk's features (the output of stage cache_features)
 STAGES = ("tune", "train", "register")
-BEFORE = {"tune": ("embed",), "train": ("embed", "apply_tuned")}  # what each reads that the job must make
+# What each stage reads that the job must make first.
+BEFORE = {"tune": ("cache_features",), "train": ("cache_features", "apply_tuned")}
 
 
 def plan(stages: list[str]) -> list[str]:

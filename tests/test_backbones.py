@@ -9,7 +9,7 @@ import torch
 
 from comic.config import ModelConfig, Params, override
 from comic.data.transforms import InputSpec
-from comic.features import check_cache, embed
+from comic.features import cache_features, check_cache
 from comic.models import FrozenTrunk, build_model, input_spec
 from comic.models.backbones import build_backbone, wheel_weights
 from tests.training.conftest import tiny_data  # noqa: F401  (session fixture: the tiny dataset)
@@ -115,7 +115,7 @@ def test_a_frozen_comic_model_needs_the_shared_trunk_and_pretrained_weights():
 def test_cached_features_are_refused_when_the_backbone_weights_or_input_size_change(tiny_data, tmp_path):  # noqa: F811
     model = ModelConfig(backbone="efficientnet_lite0", pretrained=True, freeze_backbone=True, input_size=32)
     spec = input_spec(model, 36)
-    meta = embed(model, spec, tiny_data, tmp_path / "features")
+    meta = cache_features(model, spec, tiny_data, tmp_path / "features")
     assert meta["dim"] == 1280 and (tmp_path / "features" / "train.npy").is_file()
     check_cache(tmp_path / "features", model, spec)
     torch.save(
@@ -140,5 +140,5 @@ def test_cached_features_are_refused_when_the_backbone_weights_or_input_size_cha
         tmp_path / "r.pt",
     )
     for changed, changed_spec, what in changes:
-        with pytest.raises(ValueError, match=rf"another .*{what}.*dvc repro embed"):
+        with pytest.raises(ValueError, match=rf"another .*{what}.*dvc repro cache_features"):
             check_cache(tmp_path / "features", changed, changed_spec)

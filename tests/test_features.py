@@ -27,4 +27,4 @@ def test_a_pickled_features_file_is_refused_naming_the_file(tmp_path, kind):
         path.write_bytes(pickle.dumps(Payload(tmp_path / "ran")))
     with pytest.raises(ValueError, match=r"train\.npy: refused: not a plain array of features") as info:
         FeatureDataset(tmp_path, tmp_path, "train")
-    assert "dvc repro embed" in str(info.value) and not (tmp_path / "ran").exists()
+    assert "dvc repro cache_features" in str(info.value) and not (tmp_path / "ran").exists()

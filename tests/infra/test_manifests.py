@@ -223,9 +223,9 @@ def test_the_stages_a_job_runs_exist_with_their_scripts_params_and_a_swappable_s
                 assert part in node, f"stage {stage} reads params key {key}, which params.yaml lacks"
                 node = node[part]
     # The cheap stages that tune and train read run first, once, and their features folder is shared too.
-    assert plan(["tune", "train", "register"]) == ["embed", "tune", "apply_tuned", "train", "register"]
+    assert plan(["tune", "train", "register"]) == ["cache_features", "tune", "apply_tuned", "train", "register"]
     assert plan(["register"]) == ["register"]
-    for stage, flag in (("embed", "--out"), ("train", "--features")):
+    for stage, flag in (("cache_features", "--out"), ("train", "--features")):
         argv = stage_command(dvc_yaml, stage, storage="s3://b", data="/shared/data/v1", features="/shared/f/job")
         assert FEATURES in dvc_yaml["stages"][stage]["cmd"] and argv[argv.index(flag) + 1] == "/shared/f/job"
     with pytest.raises(SystemExit, match="no stage"):

@@ -109,7 +109,7 @@ def test_a_frozen_pretrained_trunk_trains_on_cached_features_and_its_model_file_
     tiny_data, tmp_path, model
 ):
     from comic.evaluation import score_model_file
-    from comic.features import embed
+    from comic.features import cache_features
     from comic.models import input_spec
     from comic.training import finish_training
 
@@ -117,7 +117,7 @@ def test_a_frozen_pretrained_trunk_trains_on_cached_features_and_its_model_file_
     frozen = {"model.backbone": "efficientnet_lite0", "model.pretrained": True, "model.freeze_backbone": True}
     frozen |= {"model.input_size": 32, "balance.shared_backbone": True, "model.name": model}
     params = override(Params(), {**TINY, "train.epochs": 2, **frozen})
-    embed(params.model, input_spec(params.model, params.data.image_size), tiny_data, tmp_path / "features")
+    cache_features(params.model, input_spec(params.model, params.data.image_size), tiny_data, tmp_path / "features")
     reporter = LocalReporter(tmp_path / "run")
     train(params, tiny_data, reporter, features_dir=tmp_path / "features")
     with pytest.raises(ValueError, match="cached trunk features"):

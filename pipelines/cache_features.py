@@ -1,6 +1,6 @@
-"""DVC stage `embed`: the trunk features of every image, when model.freeze_backbone (comic/features.py).
+"""DVC stage `cache_features`: the trunk features of every image, when model.freeze_backbone (comic/features.py).
 
-    python pipelines/embed.py --data data/plt --out data/features
+    python pipelines/cache_features.py --data data/plt --out data/features
 
 A frozen pretrained trunk computes the same features every epoch: they are computed once here (the
 eval-mode transform at the trunk's input size) and the tune and train stages read them. With a trunk
@@ -10,7 +10,7 @@ that learns, the folder holds only a meta.json that says so.
 from comic import stage
 from comic.config import load_params
 from comic.data.transforms import resolve_augment
-from comic.features import embed, write_unused
+from comic.features import cache_features, write_unused
 from comic.models import input_spec
 
 
@@ -19,11 +19,13 @@ def main() -> None:
     params = load_params(args.params)
     if not params.model.freeze_backbone:
         write_unused(args.out, "model.freeze_backbone is false: the trunk learns, images go to training")
-        print("embed: nothing to cache (model.freeze_backbone is false)")
+        print("cache_features: nothing to cache (model.freeze_backbone is false)")
         return
     eval_crop = resolve_augment(params.augment, params.data.source).eval_crop
-    meta = embed(params.model, input_spec(params.model, params.data.image_size, eval_crop), args.data, args.out)
-    print(f"embed: {meta['dim']}-d features of {meta['backbone']} ({meta['weights']}) at {meta['size']} px")
+    meta = cache_features(
+        params.model, input_spec(params.model, params.data.image_size, eval_crop), args.data, args.out
+    )
+    print(f"cache_features: {meta['dim']}-d features of {meta['backbone']} ({meta['weights']}) at {meta['size']} px")
 
 
 if __name__ == "__main__":
