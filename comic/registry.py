@@ -32,10 +32,10 @@ from pathlib import Path
 
 from comic.config import MetricsConfig, RegisterConfig
 from comic.files import file_sha256, write_json
+from comic.metrics import GROUPS
 from comic.tracking import RunRecord, local_artifact_uri
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-GROUPS = ("many", "medium", "few")
 SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "recall@0.5", "precision@0.5")
 # Tags every registered version carries (plus one `test/<metric>` tag per evaluated metric).
 VERSION_TAGS = (
