@@ -16,17 +16,25 @@ from infra.cluster_job import DATA, data_md5
 from infra.scratch_repo import GIT
 from tests.infra.conftest import sh
 
-
-def pinned_files(remote: Path, dir_md5: str) -> dict[str, str]:
-    """relpath -> md5 of every file of a directory version, from its manifest in the remote."""
-    manifest = remote / "files" / "md5" / dir_md5[:2] / dir_md5[2:]
-    return {entry["relpath"]: entry["md5"] for entry in json.loads(manifest.read_text())}
+FOLDERS = (DATA, "data/images")  # the data version: the dataset folder and the image store it points into
 
 
-def pulled_files(folder: Path) -> dict[str, str]:
+def pinned_files(remote: Path, version: str) -> dict[str, str]:
+    """folder/relpath -> md5 of every file of a data version (`plt md5+images md5`), from the manifests
+    in the remote."""
+    files = {}
+    for folder, dir_md5 in zip(FOLDERS, version.split("+"), strict=True):
+        manifest = remote / "files" / "md5" / dir_md5[:2] / dir_md5[2:]
+        files |= {f"{folder}/{entry['relpath']}": entry["md5"] for entry in json.loads(manifest.read_text())}
+    return files
+
+
+def pulled_files(root: Path) -> dict[str, str]:
+    """folder/relpath -> md5 of every file the pull put in the data version's folders under `root`."""
     return {
-        str(path.relative_to(folder)): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
+        path.relative_to(root).as_posix(): hashlib.md5(path.read_bytes()).hexdigest()
+        for folder in FOLDERS
+        for path in sorted((root / folder).rglob("*"))
         if path.is_file()
     }
 
@@ -59,13 +67,13 @@ def test_a_checkout_of_each_commit_pulls_exactly_the_data_version_its_dvc_lock_p
     subprocess.run(["tar", "-x"], cwd=job_dir, input=archive, check=True)
     assert not (job_dir / ".git").exists() and not (job_dir / DATA).exists()
     sh("bash", "infra/dvc-remote.sh", "pull", cwd=job_dir, env={"DVC_REMOTE_URL": str(dvc_remote)})
-    assert pulled_files(job_dir / DATA) == pinned_files(dvc_remote, first_md5)
+    assert pulled_files(job_dir) == pinned_files(dvc_remote, first_md5)
 
     # The second commit in a git checkout pulls its own version.
     sh("git", "checkout", "-q", second, cwd=repo)
     sh("bash", "infra/dvc-remote.sh", "pull", cwd=repo, env={"DVC_REMOTE_URL": str(dvc_remote)})
-    assert pulled_files(repo / DATA) == pinned_files(dvc_remote, second_md5)
-    assert pulled_files(repo / DATA) != pulled_files(job_dir / DATA)
+    assert pulled_files(repo) == pinned_files(dvc_remote, second_md5)
+    assert pulled_files(repo) != pulled_files(job_dir)
 
     # No bucket and no credential enter the repository: the remote lives in the git-ignored config.local.
     assert str(dvc_remote) not in (repo / ".dvc" / "config").read_text()
