@@ -51,7 +51,7 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> tup
 
     try:
         bundle = load_tensors(path, device)
-    except CheckpointError as err:  # one line that names the file; torch's advice (weights_only=False) would run it
+    except CheckpointError as err:  # one line naming the file; torch's advice (turning weights_only off) would run it
         raise ValueError(f"{path}: not a comic model file: {str(err).removeprefix(f'{path}: ')}") from None
     if bundle.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: model file format {bundle.get('format_version')}, expected {FORMAT_VERSION}")

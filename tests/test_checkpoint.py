@@ -49,7 +49,7 @@ def test_a_planted_model_file_is_refused_without_running_it(tmp_path):
     with pytest.raises(ValueError, match=r"model\.pt: not a comic model file: refused") as info:
         load_model_file(tmp_path / "model.pt")
     assert not (tmp_path / "ran").exists()
-    message = str(info.value)  # the project's one line, not torch's advice to load it with weights_only=False
+    message = str(info.value)  # the project's one line, not torch's advice to turn weights_only off
     assert "\n" not in message and "weights_only" not in message and "GLOBAL posix.system" in message
 
 
