@@ -142,13 +142,13 @@ def rank_probe(data_dir: str, params: str, images: int) -> dict:
 
     from comic.config import load_params
     from comic.data.transforms import resolve_augment
-    from comic.models import input_spec
+    from comic.models import run_input_spec
     from comic.training import load_run_data
 
     torch.set_num_threads(1)
     p = load_params(params)
     augment = resolve_augment(p.augment, p.data.source)
-    spec = input_spec(p.model, p.data.image_size, augment.eval_crop)
+    spec = run_input_spec(p)
     data = load_run_data(data_dir, spec=spec, augment=augment, seed=0, class_aware=False, rebalanced=True)
     loader = DataLoader(data.train, batch_size=32, sampler=data.rebalanced, num_workers=0)
     started, seen = time.perf_counter(), 0

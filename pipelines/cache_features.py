@@ -9,9 +9,8 @@ that learns, the folder holds only a meta.json that says so.
 
 from comic import stage
 from comic.config import load_params
-from comic.data.transforms import resolve_augment
 from comic.features import cache_features, write_unused
-from comic.models import input_spec
+from comic.models import run_input_spec
 
 
 def main() -> None:
@@ -21,10 +20,7 @@ def main() -> None:
         write_unused(args.out, "model.freeze_backbone is false: the trunk learns, images go to training")
         print("cache_features: nothing to cache (model.freeze_backbone is false)")
         return
-    eval_crop = resolve_augment(params.augment, params.data.source).eval_crop
-    meta = cache_features(
-        params.model, input_spec(params.model, params.data.image_size, eval_crop), args.data, args.out
-    )
+    meta = cache_features(params.model, run_input_spec(params), args.data, args.out)
     print(f"cache_features: {meta['dim']}-d features of {meta['backbone']} ({meta['weights']}) at {meta['size']} px")
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from comic.config import BalanceConfig, ModelConfig
-from comic.data.transforms import InputSpec
+from comic.config import BalanceConfig, ModelConfig, Params
+from comic.data.transforms import InputSpec, resolve_augment
 from comic.models.backbones import BUILTIN, FrozenTrunk, Weights, build_backbone, normalisation
 from comic.models.heads import AdditiveAttention, CosineClassifier, MovingVector, learning_effect
 from comic.models.htb import HTB_BRANCHES, HTB_RULES, HTBModel, HTBOutput, SingleHeadModel
@@ -22,6 +22,13 @@ def input_spec(model: ModelConfig, image_size: int, eval_crop: float = 0.0) -> I
     and the eval crop of the augmentation (`comic.data.transforms.resolve_augment`; 0 stretches)."""
     mean, std = normalisation(model.backbone)
     return InputSpec(model.input_size or image_size, mean, std, eval_crop)
+
+
+def run_input_spec(params: Params) -> InputSpec:
+    """A run's trunk input: `input_spec` with the eval crop of the run's augmentation (data source and
+    `augment` keys), as training, feature caching and scoring all need it."""
+    eval_crop = resolve_augment(params.augment, params.data.source).eval_crop
+    return input_spec(params.model, params.data.image_size, eval_crop)
 
 
 def trunk_factory(model: ModelConfig, load_weights: bool = True) -> Callable[[], tuple[nn.Module, int]]:
@@ -83,6 +90,7 @@ __all__ = [
     "build_backbone",
     "build_model",
     "input_spec",
+    "run_input_spec",
     "trunk_factory",
     "learning_effect",
 ]
