@@ -28,6 +28,7 @@ OBJECTIVE = "objective"  # label correctors, the loss's class distribution, the 
 RNG = "rng"  # one `rng_state()` per rank
 PROGRESS = "progress"  # epoch, history, selection state (`comic.history.Selection`), resumes
 STATE_KEYS = (MODEL, OPTIMIZER, SCHEDULER, OBJECTIVE, RNG, PROGRESS)
+EMA = "ema"  # with train.ema_decay > 0: the weight average's state_dict (torch's AveragedModel)
 
 
 class CheckpointError(ValueError):
@@ -102,3 +103,10 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[
     if missing:
         raise CheckpointError(f"{folder / STATE_FILE}: lacks {sorted(missing)}; not a comic checkpoint")
     return state, load_tensors(folder / BEST_FILE, "cpu")
+
+
+def evaluated_weights(state: dict) -> dict:
+    """The weights a checkpoint's run validates with: the weight average's when it keeps one, else the model's."""
+    if EMA not in state:
+        return state[MODEL]
+    return {k.removeprefix("module."): v for k, v in state[EMA].items() if k != "n_averaged"}

@@ -401,6 +401,12 @@ class TrainConfig:
     compile: bool = param(
         False, "torch.compile the model for training steps (CUDA: minutes of compiling, then faster steps)"
     )
+    ema_decay: float = param(
+        0.0,
+        "exponential moving average of the weights, updated every step; validation, selection and the model "
+        "file use the average (0: off, the paper; e.g. 0.99 averages about the last 100 steps)",
+        *_between(0, 1, open_high=True),
+    )
     use_tuned: bool = param(False, "read reports/tune/best_params.yaml when it exists")
     select_window: int = param(
         3,

@@ -21,6 +21,7 @@ from typing import Protocol
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from comic import checkpoint, distributed
@@ -36,7 +37,7 @@ from comic.export import save_model_file
 from comic.features import FeatureDataset, check_cache
 from comic.history import SELECTED, progress_line, trailing_mean, write_history
 from comic.metrics import choose_thresholds
-from comic.models import build_model, input_spec
+from comic.models import build_model, run_input_spec
 from comic.tracking import MetricSink
 
 
@@ -179,7 +180,7 @@ def train(
     seed_everything(params.seed + distributed.rank())
     comic = params.model.name == "comic"
     augment = resolve_augment(params.augment, params.data.source)
-    spec = input_spec(params.model, params.data.image_size, eval_crop=augment.eval_crop)
+    spec = run_input_spec(params)
     processes = loader_processes(settings.loader_processes, device)
     if params.model.freeze_backbone:
         if features_dir is None:
@@ -226,6 +227,12 @@ def train(
         "resumed_at": [],
     }
 
+    # The weight average (train.ema_decay) is what validation, selection and the model file see.
+    ema = None
+    if settings.ema_decay > 0:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+    evaluated = model if ema is None else ema.module
+
     state, best_state = None, None
     with reporter.restored() as restored:  # the state is read into memory: a fetched copy can go
         if restored is not None:
@@ -235,6 +242,8 @@ def train(
         optimizer.load_state_dict(state[checkpoint.OPTIMIZER])
         scheduler.load_state_dict(state[checkpoint.SCHEDULER])
         objective.load_state_dict(state[checkpoint.OBJECTIVE])
+        if ema is not None:
+            ema.load_state_dict(state[checkpoint.EMA])
         ranks = state[checkpoint.RNG]
         checkpoint.set_rng_state(ranks[min(distributed.rank(), len(ranks) - 1)])
         progress = state[checkpoint.PROGRESS]
@@ -261,6 +270,8 @@ def train(
             steps.append(
                 train_step(wrapped, objective, optimizer, batches, epoch=epoch, device=device, amp=settings.amp)
             )
+            if ema is not None:
+                ema.update_parameters(model)
             images += sum(len(batch["index"]) for batch in batches.values())
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the steps were queued, not finished
@@ -272,7 +283,7 @@ def train(
         metrics.update(objective.end_epoch())
         val_loader = _loader(data.val, data.val_sampler, batch_size, device, processes)
         val = evaluate(
-            model,
+            evaluated,
             val_loader,
             data.classes,
             params.metrics,
@@ -286,7 +297,7 @@ def train(
         metrics[SELECTED] = score
         if score > progress["best_score"]:
             progress.update(best_score=score, best_epoch=epoch, best_rule=rule)
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
         metrics.update({"best/val_mAP_smoothed": progress["best_score"], "best/epoch": progress["best_epoch"]})
         progress["epoch"] = epoch + 1
         progress["history"].append(metrics)
@@ -303,6 +314,8 @@ def train(
                     checkpoint.RNG: rng,
                     checkpoint.PROGRESS: progress,
                 }
+                if ema is not None:
+                    state[checkpoint.EMA] = ema.state_dict()
                 checkpoint.save(checkpoint_dir, state, best_state)
             reporter.report(metrics, checkpoint_dir)
         if distributed.rank() == 0:
@@ -339,9 +352,7 @@ def finish_training(params: Params, data_dir, checkpoint_dir: Path, model_path, 
     model.load_state_dict(best_weights)
     if hasattr(model, "prediction"):
         model.prediction = progress["best_rule"]
-    spec = input_spec(
-        params.model, params.data.image_size, resolve_augment(params.augment, params.data.source).eval_crop
-    )
+    spec = run_input_spec(params)
     val = predict_split(model, data_dir, "val", spec=spec)
     thresholds = choose_thresholds(val["labels_observed"], val["scores"], default=params.metrics.decision_threshold)
     save_model_file(

@@ -36,9 +36,9 @@ class CrashAfter(LocalReporter):
             raise KeyboardInterrupt("simulated crash")
 
 
-@pytest.mark.parametrize("model", ["comic", "single"])
-def test_an_interrupted_run_resumes_and_reproduces_the_uninterrupted_curve(tiny_data, tmp_path, model):
-    params = override(Params(), {**TINY, "model.name": model})
+@pytest.mark.parametrize(("model", "ema_decay"), [("comic", 0.0), ("single", 0.0), ("comic", 0.9)])
+def test_an_interrupted_run_resumes_and_reproduces_the_uninterrupted_curve(tiny_data, tmp_path, model, ema_decay):
+    params = override(Params(), {**TINY, "model.name": model, "train.ema_decay": ema_decay})
     uninterrupted = LocalReporter(tmp_path / "a")
     train(params, tiny_data, uninterrupted)
 
@@ -125,3 +125,36 @@ def test_a_frozen_pretrained_trunk_trains_on_cached_features_and_its_model_file_
     finish_training(params, tiny_data, tmp_path / "run" / "checkpoint", tmp_path / "m.pt", tmp_path / "h.csv")
     report, _ = score_model_file(tmp_path / "m.pt", tiny_data, params.metrics)  # images through the trunk
     assert 0 <= report["mAP"] <= 100 and len(reporter.history) == 2
+
+
+class KeepsAverages(LocalReporter):
+    """Keeps each epoch's validated weights (`checkpoint.evaluated_weights`)."""
+
+    def __init__(self, root):
+        super().__init__(Path(root))
+        self.averages = []
+
+    def report(self, metrics, checkpoint_dir):
+        from comic import checkpoint
+
+        super().report(metrics, checkpoint_dir)
+        self.averages.append(checkpoint.evaluated_weights(checkpoint.load(self.root / "checkpoint")[0]))
+
+
+def test_with_a_weight_average_validation_and_selection_use_the_average(tiny_data, tmp_path):
+    import torch
+
+    from comic import checkpoint
+
+    plain, averaged = LocalReporter(tmp_path / "plain"), KeepsAverages(tmp_path / "ema")
+    train(override(Params(), TINY), tiny_data, plain)
+    train(override(Params(), {**TINY, "train.ema_decay": 0.9}), tiny_data, averaged)
+    # the same training steps (the average only reads the weights), other validation scores
+    assert [m["train/loss"] for m in averaged.history] == [m["train/loss"] for m in plain.history]
+    assert [m["val/mAP"] for m in averaged.history] != [m["val/mAP"] for m in plain.history]
+    state, best = checkpoint.load(tmp_path / "ema" / "checkpoint")
+    average = checkpoint.evaluated_weights(state)
+    assert set(average) == set(state[checkpoint.MODEL])
+    assert any(not torch.equal(average[k], state[checkpoint.MODEL][k]) for k in average)
+    selected = averaged.averages[averaged.history[-1]["best/epoch"]]  # the average's weights, not the model's
+    assert all(torch.equal(best[k], selected[k]) for k in best)
