@@ -87,6 +87,21 @@ def per_class_average_precision(labels_nc: Any, scores_nc: Any) -> np.ndarray:
     return np.array([average_precision(y[:, c], s[:, c]) for c in range(y.shape[1])], dtype=np.float64)
 
 
+def hidden_positive_map(observed_nc: Any, full_nc: Any, scores_nc: Any) -> float:
+    """mAP (percent) of the hidden positives against the true negatives: per class, the entries whose label
+    is not observed, ranked by score, positive where the full label is; the mean over classes with a hidden
+    positive. It falls when training fits the hidden positives as negatives."""
+    observed, full = _binary(observed_nc), _binary(full_nc)
+    scores = np.asarray(_to_numpy(scores_nc), dtype=np.float64)
+    if not observed.shape == full.shape == scores.shape or observed.ndim != 2:
+        raise ValueError(f"need three (N, C) arrays, got {observed.shape}, {full.shape}, {scores.shape}")
+    if np.any(observed & ~full):
+        raise ValueError("an observed positive is negative in the full labels: pass (observed, full, scores)")
+    unobserved = ~observed
+    ap = [average_precision(full[unobserved[:, c], c], scores[unobserved[:, c], c]) for c in range(full.shape[1])]
+    return percent_mean(np.asarray(ap, dtype=np.float64))
+
+
 def shot_groups(train_counts_c: Any, many_threshold: int = 100, few_threshold: int = 20) -> np.ndarray:
     """Shot group of each class from its training count n_c.
 

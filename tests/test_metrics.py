@@ -9,6 +9,7 @@ from comic.metrics import (
     CorrectionAudit,
     average_precision,
     choose_thresholds,
+    hidden_positive_map,
     multilabel_report,
     per_class_average_precision,
     shot_groups,
@@ -243,3 +244,26 @@ def test_choose_thresholds_f1_at_least_as_good_as_half_and_default_for_empty_cla
         # it is the best over every candidate threshold
         best = max(f1_score(y[:, k], s[:, k] >= t) for t in np.unique(s[:, k]))
         assert tuned == pytest.approx(best)
+
+
+def test_hidden_positive_map_against_sklearn_on_the_unobserved_entries():
+    rng = np.random.default_rng(3)
+    full = (rng.random((200, 6)) < 0.3).astype(np.int64)
+    observed = full * (rng.random(full.shape) < 0.6)
+    scores = rng.random(full.shape)
+    expected = []
+    for c in range(6):
+        rows = observed[:, c] == 0
+        if full[rows, c].any():
+            expected.append(average_precision_score(full[rows, c], scores[rows, c]))
+    assert hidden_positive_map(observed, full, scores) == pytest.approx(100 * np.mean(expected), abs=1e-10)
+
+
+def test_hidden_positive_map_ignores_observed_positives_and_classes_without_hidden_ones():
+    full = np.array([[1, 1], [1, 0], [0, 1], [0, 0]])
+    observed = np.array([[1, 1], [0, 0], [0, 1], [0, 0]])  # class 1 hides nothing
+    scores = np.array([[0.0, 0.9], [0.8, 0.1], [0.5, 0.2], [0.9, 0.3]])
+    # class 0 ranks its unobserved rows 3 (negative, 0.9), 1 (hidden positive, 0.8), 2: AP 1/2
+    assert hidden_positive_map(observed, full, scores) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="observed positive is negative"):
+        hidden_positive_map(full, observed, scores)
