@@ -9,7 +9,9 @@ trains in one process and is scored as `comic.experiments.run_one` says: the epo
 the last epoch and the mean of the last five, on test. Recipes that set `data.missing_rate: 0` (the `_full`
 rows) train on a copy of the data with every label observed. The test split never feeds back into any
 setting. `--set` overrides params for every run (e.g. to measure an option on validation); `--label`
-appends a name to the configs so that such runs sit apart in the table. Finished runs are kept in `--out`
+appends a name to the configs so that such runs sit apart in the table; each `--variant LABEL KEY=VALUE...`
+adds one more row per config with those overrides, named with LABEL appended (one process pool and one
+feature cache for all of them). Finished runs are kept in `--out`
 and not repeated: an interrupted benchmark resumes.
 
 Float rounding differs between machines (their vector units pick other kernels); to see what that does
@@ -58,36 +60,47 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results/accuracy.json")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides (YAML values)")
     parser.add_argument("--label", default="", help="appended to the config names of these runs")
+    parser.add_argument("--cache", default=None, help="keeps cached trunk features and full-label copies between "
+                        "runs of this script; delete it when the data changes (default: temporary)")  # fmt: skip
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="LABEL KEY=VALUE",
+                        help="one more row per config: its label, then its overrides (repeatable)")  # fmt: skip
     parser.add_argument("--reference", default="comic", help="config the paired differences are taken against")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads per run (another value: other float rounding)"
     )
     args = parser.parse_args()
 
-    from comic.config import load_params, to_dict
+    from comic.config import load_params, override, to_dict
 
     params = load_params(args.params)
     updates = parse_sets(args.set)
     under = recipes.load(args.recipe) if args.recipe else {}
-    configs = {name: {**under, **recipes.load(name), **updates} for name in args.configs}
-    for name in args.configs:  # a bad recipe or --set fails now, not in a worker an hour in
+    configs = {name + args.label: {**under, **recipes.load(name), **updates} for name in args.configs}
+    for label, *sets in args.variant:
+        configs |= {f"{name}{args.label}{label}": {**under, **recipes.load(name), **updates, **parse_sets(sets)}
+                    for name in args.configs}  # fmt: skip
+    for name in args.configs:  # a bad recipe, --set or --variant fails now, not in a worker an hour in
         recipes.apply(params, *filter(None, (args.recipe, name)))
+    for config in configs.values():
+        override(params, config)
     base = to_dict(params)  # read once: edits to params.yaml during the run do not leak in
     data = Path(args.data).resolve()
     out = Path(args.out)
     runs = read_runs(out)
     done = {(r["config"], r["seed"]) for r in runs if r["epochs"] == args.epochs}
-    command = command_line("benchmarks/accuracy.py", vars(args))
-    with tempfile.TemporaryDirectory(prefix="comic-bench-") as scratch:  # cached features, full-label copy
+    command = command_line("benchmarks/accuracy.py", vars(args), skip=("variant", "cache"))
+    command += "".join(f" --variant {' '.join(variant)}" for variant in args.variant)
+    with tempfile.TemporaryDirectory(prefix="comic-bench-") as temporary:  # cached features, full-label copy
+        scratch = args.cache or temporary
         features: dict[str, str] = {}  # one cache per data folder and trunk, as the cache_features stage makes it
         jobs = []
         for seed in args.seeds:
             for name, config in configs.items():
-                if (name + args.label, seed) in done:
+                if (name, seed) in done:
                     continue
                 folder = str(data_folder(base, config, data, scratch))
                 features_dir = cached_features(base, config, folder, features, scratch)
-                jobs.append(Job(name + args.label, seed, folder, args.epochs, base, config, features_dir, args.threads))
+                jobs.append(Job(name, seed, folder, args.epochs, base, config, features_dir, args.threads))
         for result in run_all(jobs, args.jobs):
             runs.append(result)
             print(

@@ -56,10 +56,13 @@ def full_label_copy(data_dir: Path, out: Path) -> Path:
 
 def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, str], scratch: str) -> str | None:
     """The trunk features of a frozen backbone for `data_dir` (computed once, like the cache_features stage, into a
-    folder under `scratch`; `made` remembers them per data folder and trunk), or None."""
+    folder under `scratch` named by the data folder, trunk and input; `made` remembers them, and a folder
+    that a run before left in `scratch` is reused: training refuses one of another trunk), or None."""
+    import hashlib
+
     from comic.config import Params, from_dict, override
     from comic.features import cache_features
-    from comic.models import input_spec
+    from comic.models import run_input_spec
 
     params = override(from_dict(Params, base), updates)
     if not params.model.freeze_backbone:
@@ -67,8 +70,9 @@ def cached_features(base: dict, updates: dict, data_dir: str, made: dict[str, st
     key = json.dumps([data_dir, params.model.backbone, params.model.pretrained, params.model.pretrained_path,
                       params.model.input_size, params.data.image_size])  # fmt: skip
     if key not in made:
-        folder = Path(scratch) / f"features{len(made)}"
-        cache_features(params.model, input_spec(params.model, params.data.image_size), data_dir, folder)
+        folder = Path(scratch) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        if not (folder / "meta.json").is_file():
+            cache_features(params.model, run_input_spec(params), data_dir, folder)
         made[key] = str(folder)
     return made[key]
 
@@ -84,7 +88,9 @@ def data_folder(base: dict, updates: dict, data_dir: Path, scratch: str) -> Path
             f"data.missing_rate {rate}: the data folder {data_dir} hides {base['data']['missing_rate']} of the "
             "labels; the harness can only restore them all (0). Rebuild the data with that rate instead"
         )
-    full = Path(scratch) / "full"
+    import hashlib
+
+    full = Path(scratch) / f"full-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]}"
     return full if (full / "classes.json").is_file() else full_label_copy(data_dir, full)
 
 
@@ -97,24 +103,27 @@ def run_one(job: Job | tuple) -> dict:
     from comic import checkpoint
     from comic.config import Params, from_dict, override
     from comic.data.store import load_classes
-    from comic.evaluation import predict_split, test_report
-    from comic.models import build_model, input_spec
+    from comic.evaluation import test_report
+    from comic.models import build_model
     from comic.training import LocalReporter, train
 
     torch.set_num_threads(threads)
     params = override(from_dict(Params, base), {**updates, "seed": seed, "train.epochs": epochs})
 
     class KeepLast(LocalReporter):
-        """Also keeps the model weights of the last `LAST` epochs."""
+        """Also keeps the model weights of the last `LAST` epochs and each epoch's `epoch_diagnosis`."""
 
         def __init__(self, root: Path):
             super().__init__(root)
             self.weights: dict[int, dict] = {}
+            self.curve: list[dict] = []
 
         def report(self, metrics, checkpoint_dir):
             super().report(metrics, checkpoint_dir)
+            weights = checkpoint.evaluated_weights(checkpoint.load(Path(self.root) / "checkpoint")[0])
             if metrics["epoch"] >= epochs - LAST:
-                self.weights[metrics["epoch"]] = checkpoint.load(Path(self.root) / "checkpoint")[0][checkpoint.MODEL]
+                self.weights[metrics["epoch"]] = weights
+            self.curve.append(epoch_diagnosis(params, weights, data_dir, features_dir))
 
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
@@ -129,9 +138,7 @@ def run_one(job: Job | tuple) -> dict:
         model.load_state_dict(weights)
         if hasattr(model, "prediction"):
             model.prediction = prediction
-        test = predict_split(
-            model, data_dir, "test", spec=input_spec(params.model, params.data.image_size), rules=rules
-        )
+        test = split_predictions(model, data_dir, "test", features_dir, params, rules)
         result = dict(test_report(test["labels_full"], test["scores"], classes, params.metrics))
         if rules:
             result["rules"] = {
@@ -159,11 +166,51 @@ def run_one(job: Job | tuple) -> dict:
         **{f"last5_{k}": statistics.mean(r[k] for r in last.values()) for k in METRICS},
         "test_rules": selected["rules"],
         "val_curve": [row["val/mAP"] for row in history],
+        "epoch_diagnosis": reporter.curve,
         "epochs_log": [
             {k: v for k, v in row.items() if k.split("/")[0] in ("epoch", "correction", "diagnostics", "val")}
             for row in history
         ],
     }
+
+
+def split_predictions(model, data_dir: str, split: str, features_dir: str | None, params, rules: bool) -> dict:
+    """`predict_scores` on a split: on the cached trunk features when the trunk is frozen (what the run
+    validated on, without a pass of the trunk per scoring), else on the images."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from comic.evaluation import predict_scores, predict_split
+    from comic.features import FeatureDataset
+    from comic.models import run_input_spec
+
+    if features_dir is None:
+        return predict_split(model, data_dir, split, spec=run_input_spec(params), rules=rules)
+    loader = DataLoader(FeatureDataset(features_dir, data_dir, split), batch_size=256)
+    return predict_scores(model, loader, device=torch.device("cpu"), amp=False, rules=rules)
+
+
+def epoch_diagnosis(params, weights: dict, data_dir: str, features_dir: str | None) -> dict:
+    """One epoch's diagnosis: test mAP (full labels) and the hidden positives' mAP on the training split
+    (`comic.metrics.hidden_positive_map`), for every prediction rule. Test is scored to see where a run
+    peaks and what another selection would have scored, never to choose anything."""
+    from comic.data.store import load_classes
+    from comic.metrics import hidden_positive_map, per_class_average_precision, percent_mean
+    from comic.models import build_model
+
+    model = build_model(params.model, params.balance, num_classes=len(load_classes(data_dir)["names"]),
+                        load_weights=False)  # fmt: skip
+    model.load_state_dict(weights)
+    point: dict[str, dict[str, float]] = {"test": {}, "hidden": {}}
+    for split in ("test", "train"):
+        out = split_predictions(model, data_dir, split, features_dir, params, rules=True)
+        for key in (k for k in out if k.startswith("rule/")):
+            rule = key.removeprefix("rule/")
+            if split == "test":
+                point["test"][rule] = percent_mean(per_class_average_precision(out["labels_full"], out[key]))
+            else:
+                point["hidden"][rule] = hidden_positive_map(out["labels_observed"], out["labels_full"], out[key])
+    return point
 
 
 def run_all(jobs: Iterable[Job], workers: int) -> Iterator[dict]:
@@ -233,6 +280,23 @@ def agree(diffs: list[float]) -> str:
 def cell(value: tuple[float, float]) -> str:
     """`mean ± std` with two decimals, or "-" when nothing was measured."""
     return "-" if math.isnan(value[0]) else f"{value[0]:.2f} ± {value[1]:.2f}"
+
+
+def reselect(run: dict, rules: list[str], window: int) -> dict:
+    """What selection among `rules` would have chosen in a finished run: the epoch and rule, replaying the
+    training loop's selection on the run's validation mAP by rule, and that choice's test mAP from the
+    run's `epoch_diagnosis`. The prediction rule does not change training, so one run answers for every
+    rule set."""
+    from comic.training import smoothed_best
+
+    log = run["epochs_log"]
+    best_score, best_epoch, best_rule = -1.0, -1, rules[0]
+    for epoch in range(len(log)):
+        score, rule = smoothed_best(log[: epoch + 1], rules, window)
+        if score > best_score:
+            best_score, best_epoch, best_rule = score, epoch, rule
+    test = run["epoch_diagnosis"][best_epoch]["test"][best_rule]
+    return {"epoch": best_epoch, "rule": best_rule, "val": best_score, "test": test}
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -43,7 +43,8 @@ def test_compaction_keeps_the_audit_the_last_epoch_and_the_headline_numbers():
     run = compact_results.compact({"command": "benchmarks/accuracy.py", "runs": [_run()]})["runs"][0]
     log = run["epochs_log"]
     assert run["mAP"] == 43.123456789 and run["val_curve"] == [10.0, 11.0, 12.0, 13.0]
-    assert log[0] == {} and log[2]["correction/precision"] == 2 / 3 and "val/mAP_smoothed" not in log[2]
+    assert log[0] == {"val/rule/balanced/mAP": 10.0} and log[2]["correction/precision"] == 2 / 3
+    assert "val/mAP_smoothed" not in log[2] and [row["val/rule/balanced/mAP"] for row in log] == [10, 11, 12, 13]
     assert sum(row.get("correction/wrong", 0) for row in log) == 2
     assert log[-1]["epoch"] == 3 and log[-1]["diagnostics/grad_share/logits/main"] == 0.8
     assert "diagnostics/grad_share/features/main" not in log[-1] and "val/recall@0.5" not in log[-1]

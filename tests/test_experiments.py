@@ -129,8 +129,10 @@ def test_a_config_that_hides_no_labels_trains_on_a_full_label_copy_and_other_rat
     copies = []
     monkeypatch.setattr(experiments, "full_label_copy", lambda data, out: copies.append(out) or out)
     assert experiments.data_folder(base, {}, tmp_path, str(tmp_path)) == tmp_path
-    assert experiments.data_folder(base, {"data.missing_rate": 0.0}, tmp_path, str(tmp_path)) == tmp_path / "full"
-    assert copies == [tmp_path / "full"]
+    full = experiments.data_folder(base, {"data.missing_rate": 0.0}, tmp_path, str(tmp_path))
+    assert full.parent == tmp_path and full.name.startswith("full-") and copies == [full]
+    other = experiments.data_folder(base, {"data.missing_rate": 0.0}, tmp_path / "other", str(tmp_path))
+    assert other != full  # a kept scratch folder holds one copy per data folder
     with pytest.raises(ValueError, match="data.missing_rate 0.2"):
         experiments.data_folder(base, {"data.missing_rate": 0.2}, tmp_path, str(tmp_path))
 
@@ -150,3 +152,38 @@ def test_a_tiny_run_is_scored_at_the_selected_last_and_last_five_epochs(tmp_path
     assert len(result["val_curve"]) == len(result["epochs_log"]) == 2
     assert {*SCORES, "best_epoch", "prediction", "test_rules", "cpu_kernels"} <= set(result)
     assert 0 <= result["mAP"] <= 100 and result["best_epoch"] in (0, 1)
+
+
+def test_a_frozen_trunk_run_caches_features_with_its_eval_crop_and_records_each_epochs_diagnosis(tmp_path):
+    from comic.config import load_params, to_dict
+    from tests.data.conftest import run_data_stages, write_params
+
+    pytest.importorskip("timm")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        data = run_data_stages(write_params(tmp_path), tmp_path, monkeypatch)
+    base = to_dict(load_params(tmp_path / "params.yaml"))
+    updates = {"data.image_size": 36, "train.batch_size": 16, "metrics.many_threshold": 8, "metrics.few_threshold": 3,
+               "model.backbone": "efficientnet_lite0", "model.pretrained": True, "model.freeze_backbone": True,
+               "model.input_size": 32, "balance.shared_backbone": True, "augment.preset": "photo"}  # fmt: skip
+    features = experiments.cached_features(base, updates, str(data), {}, str(tmp_path))  # photo: eval crop 0.875
+    result = experiments.run_one(experiments.Job("comic", 0, str(data), 2, base, updates, features, 1))
+    curve = result["epoch_diagnosis"]
+    assert len(curve) == 2
+    for point in curve:
+        assert set(point["test"]) == set(point["hidden"]) == {"balanced", "unfused", "head", "tail", "mean"}
+        assert all(0 <= v <= 100 for part in point.values() for v in part.values())
+
+
+def test_reselect_replays_the_training_loops_selection_for_any_rule_set():
+    def row(epoch, balanced, mean):
+        return {"epoch": epoch, "val/rule/balanced/mAP": balanced, "val/rule/unfused/mAP": 0.0,
+                "val/rule/mean/mAP": mean}  # fmt: skip
+
+    log = [row(0, 10.0, 9.0), row(1, 14.0, 9.0), row(2, 11.0, 20.0), row(3, 11.0, 20.0)]
+    tests = [{"test": {"balanced": 30.0 + e, "unfused": 0.0, "mean": 40.0 + e}} for e in range(4)]
+    run = {"epochs_log": log, "epoch_diagnosis": tests}
+    # balanced alone, window 2: trailing means 10, 12, 12.5, 11 -> epoch 2 (a tie would keep the earlier)
+    assert experiments.reselect(run, ["balanced"], 2) == {"epoch": 2, "rule": "balanced", "val": 12.5, "test": 32.0}
+    # with mean among the candidates: mean's trailing 9, 9, 14.5, 20 -> epoch 3, rule mean
+    assert experiments.reselect(run, ["balanced", "unfused", "mean"], 2) == {
+        "epoch": 3, "rule": "mean", "val": 20.0, "test": 43.0}  # fmt: skip

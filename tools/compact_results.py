@@ -9,10 +9,12 @@ it afterwards:
 - `comic.experiments`' diagnostics table: the last epoch's gradient shares on the logits, the net gradient on
   recalled entries and the validation mAP per prediction rule; over all epochs, the corrector's audit
   (`correction/recalled`, `correct`, `wrong`, `precision` of the epochs that recalled labels);
-- `tuning.py correlation`: the smoothed validation mAP of every epoch (the trial score at each length).
+- `tuning.py correlation`: the smoothed validation mAP of every epoch (the trial score at each length);
+- `comic.experiments.reselect` (benchmarks/rule_choice.py): the validation mAP of every prediction rule at
+  every epoch (`val/rule/<rule>/mAP`), which replays epoch selection under another rule set.
 
-So an epoch's row keeps its audit where it recalled labels, and in `tuning.py correlation` files its
-`val/mAP_smoothed`; the last epoch's row keeps everything but UNREAD; a row's epoch is its index. Every
+So an epoch's row keeps its audit where it recalled labels, its validation mAP by rule, and in `tuning.py
+correlation` files its `val/mAP_smoothed`; the last epoch's row keeps everything but UNREAD; a row's epoch is its index. Every
 number kept is kept exactly (rounding moved some of the tables' 2-decimal cells), and the runs' headline
 numbers, `val_curve` (validation mAP per epoch), summaries, searches and commands are untouched. Lists of
 records are written one record a line, so a rerun's diff shows which runs changed.
@@ -24,19 +26,21 @@ from pathlib import Path
 
 AUDIT = ("correction/recalled", "correction/correct", "correction/wrong", "correction/precision")
 SCORE = "val/mAP_smoothed"
+RULE_SCORES = "val/rule/"  # validation mAP by prediction rule
 TIGHT = (",", ":")  # within a line
 UNREAD = ("diagnostics/grad_share/features/", "val/recall@", "val/precision@")  # no table reads these
 
 
 def compact_epochs(log: list[dict], keep_scores: bool) -> list[dict]:
-    """The audit of every epoch that recalled labels, its score if `keep_scores`; the last epoch's row
-    all but UNREAD."""
+    """The audit of every epoch that recalled labels, its validation mAP by rule, its score if
+    `keep_scores`; the last epoch's row all but UNREAD."""
     rows = []
     for index, row in enumerate(log):
         if index == len(log) - 1:
             rows.append({k: v for k, v in row.items() if not k.startswith(UNREAD)})
             continue
         kept = {SCORE: row[SCORE]} if keep_scores and SCORE in row else {}
+        kept.update({k: v for k, v in row.items() if k.startswith(RULE_SCORES)})
         if row.get("correction/recalled"):
             kept.update({k: row[k] for k in AUDIT if k in row})
         rows.append(kept)
