@@ -1,7 +1,9 @@
 """Per-epoch diagnosis of a config in a result file: validation, test and hidden-positive mAP by prediction
-rule, the corrector's audit and the gradient shares, each the mean over the config's seeds.
+rule and the corrector's audit, each the mean over the config's seeds; with `--hold`, how well every config
+holds its selected epoch, on validation and on test.
 
     PYTHONPATH=. .venv/bin/python benchmarks/epoch_table.py docs/results/photo_case.json --config comic
+    PYTHONPATH=. .venv/bin/python benchmarks/epoch_table.py docs/results/photo_case.json --hold
 
 Test mAP (full labels) and the hidden positives' mAP on the training split come from the runs'
 `epoch_diagnosis` (`comic.experiments.epoch_diagnosis`): they show where a run peaks and which branch
@@ -15,7 +17,7 @@ import math
 import statistics
 from pathlib import Path
 
-from comic.experiments import read_runs
+from comic.experiments import LAST, read_runs
 
 RULES = ("head", "tail", "balanced", "unfused", "mean")
 
@@ -50,12 +52,38 @@ def table(runs: list[dict], config: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def val_by_epoch(run: dict) -> list[float]:
+    """Validation mAP per epoch under the run's selected prediction rule (a single head has one)."""
+    if run["prediction"] == "single":
+        return run["val_curve"]
+    return [row[f"val/rule/{run['prediction']}/mAP"] for row in run["epochs_log"]]
+
+
+def hold(runs: list[dict]) -> str:
+    """Per config: validation mAP at the selected epoch (smoothed) and over the last LAST epochs under the
+    selected rule, test mAP at the selected epoch and over the last LAST epochs, the test drop per seed."""
+    lines = [
+        f"| config | seeds | val, selected | val, last {LAST} | test, selected | test, last {LAST} | drop | per seed |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name in dict.fromkeys(r["config"] for r in runs):
+        mine = sorted((r for r in runs if r["config"] == name), key=lambda r: r["seed"])
+        val_last = [mean(val_by_epoch(r)[-LAST:]) for r in mine]
+        drops = [round(r["mAP"] - r["last5_mAP"], 2) for r in mine]
+        cells = [mean([r["val_mAP_smoothed"] for r in mine]), mean(val_last), mean([r["mAP"] for r in mine]),
+                 mean([r["last5_mAP"] for r in mine]), mean(drops)]  # fmt: skip
+        lines.append(f"| {name} | {len(mine)} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {drops} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
     parser.add_argument("--config", default="comic")
+    parser.add_argument("--hold", action="store_true", help="the hold table of every config instead")
     args = parser.parse_args()
-    print(table(read_runs(args.results), args.config), end="")
+    runs = read_runs(args.results)
+    print(hold(runs) if args.hold else table(runs, args.config), end="")
 
 
 if __name__ == "__main__":

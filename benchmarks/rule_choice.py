@@ -19,10 +19,11 @@ from comic.files import write_json
 from comic.training import selection_candidates
 
 
-def compare(runs: list[dict], config: str, window: int) -> dict:
+def compare(runs: list[dict], config: str, window: int, candidates: list[str] | None = None) -> dict:
+    """Per seed, selection among `candidates` (default: auto's) against selection with `balanced` alone."""
     from comic.config import Params, override
 
-    auto = selection_candidates(override(Params(), {"balance.prediction": "auto"}))
+    auto = candidates or selection_candidates(override(Params(), {"balance.prediction": "auto"}))
     seeds = []
     for run in sorted((r for r in runs if r["config"] == config), key=lambda r: r["seed"]):
         if not run.get("epoch_diagnosis"):
@@ -34,6 +35,7 @@ def compare(runs: list[dict], config: str, window: int) -> dict:
     tests = [s["test_difference"] for s in seeds]
     return {
         "config": config,
+        "candidates": auto,
         "window": window,
         "seeds": seeds,
         "test_difference_mean_std": mean_std(tests),
@@ -46,19 +48,21 @@ def main() -> None:
     parser.add_argument("results", type=Path)
     parser.add_argument("--config", default="comic")
     parser.add_argument("--window", type=int, default=3, help="train.select_window of the runs")
+    parser.add_argument("--candidates", nargs="+", default=None, help="rules to choose among (default: auto's)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     result = {"command": command_line("benchmarks/rule_choice.py", vars(args), skip=("results",)),
-              **compare(read_runs(args.results), args.config, args.window)}  # fmt: skip
+              **compare(read_runs(args.results), args.config, args.window, args.candidates)}  # fmt: skip
     write_json(args.out, result)
     for row in result["seeds"]:
         b, a = row["balanced"], row["auto"]
         print(
-            f"seed {row['seed']}: balanced epoch {b['epoch']} val {b['val']:.2f} test {b['test']:.2f} | auto "
+            f"seed {row['seed']}: balanced epoch {b['epoch']} val {b['val']:.2f} test {b['test']:.2f} | chosen "
             f"{a['rule']} epoch {a['epoch']} val {a['val']:.2f} test {a['test']:.2f} | {row['test_difference']:+.2f}"
         )
     mean, std = result["test_difference_mean_std"]
-    print(f"auto - balanced, test: {mean:+.2f} ± {std:.2f}, every seed the same sign: {result['test_agree']}")
+    chosen = " / ".join(result["candidates"])
+    print(f"{chosen} minus balanced, test: {mean:+.2f} ± {std:.2f}, every seed the same sign: {result['test_agree']}")
 
 
 if __name__ == "__main__":
