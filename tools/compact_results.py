@@ -14,10 +14,10 @@ it afterwards:
   every epoch (`val/rule/<rule>/mAP`), which replays epoch selection under another rule set.
 
 So an epoch's row keeps its audit where it recalled labels, its validation mAP by rule, and in `tuning.py
-correlation` files its `val/mAP_smoothed`; the last epoch's row keeps everything but UNREAD; a row's epoch is its index. Every
-number kept is kept exactly (rounding moved some of the tables' 2-decimal cells), and the runs' headline
-numbers, `val_curve` (validation mAP per epoch), summaries, searches and commands are untouched. Lists of
-records are written one record a line, so a rerun's diff shows which runs changed.
+correlation` files its `val/mAP_smoothed`; the last epoch's row keeps everything but UNREAD; a row's epoch
+is its index. Every number kept is kept exactly (rounding moved some of the tables' 2-decimal cells), and
+the runs' headline numbers, `val_curve` (validation mAP per epoch), summaries, searches and commands are
+untouched. Lists of records are written one record a line, so a rerun's diff shows which runs changed.
 """
 
 import argparse
