@@ -63,9 +63,10 @@ def test_later_recipes_win_when_composed():
     assert params.model.backbone == "efficientnet_lite0" and params.balance.branch_logits == "learning_effect"
 
 
-def test_photos_is_the_pretrained_recipe_at_224_px_with_validation_carved_from_training():
+def test_photos_is_the_pretrained_recipe_at_224_px_with_validation_carved_and_the_photo_case_s_choices():
     photos, pretrained = recipes.load("photos"), recipes.load("pretrained")
-    assert photos == {**pretrained, "model.input_size": 224, "data.image_size": 224, "data.val_split": "carve"}
+    assert photos == {**pretrained, "model.input_size": 224, "data.image_size": 224, "data.val_split": "carve",
+                      "train.lr": 0.0003, "loss.mfm.reject_fraction": 0.03}  # fmt: skip
 
 
 @pytest.mark.parametrize("source", ["coco", "voc", "comic_json"])
