@@ -243,6 +243,11 @@ def train(
         scheduler.load_state_dict(state[checkpoint.SCHEDULER])
         objective.load_state_dict(state[checkpoint.OBJECTIVE])
         if ema is not None:
+            if checkpoint.EMA not in state:
+                raise checkpoint.CheckpointError(
+                    f"the checkpoint to resume (epoch {state[checkpoint.PROGRESS]['epoch']}) keeps no weight average, "
+                    f"but train.ema_decay is {settings.ema_decay}: resume with the params it was made with"
+                )
             ema.load_state_dict(state[checkpoint.EMA])
         ranks = state[checkpoint.RNG]
         checkpoint.set_rng_state(ranks[min(distributed.rank(), len(ranks) - 1)])

@@ -158,3 +158,12 @@ def test_with_a_weight_average_validation_and_selection_use_the_average(tiny_dat
     assert any(not torch.equal(average[k], state[checkpoint.MODEL][k]) for k in average)
     selected = averaged.averages[averaged.history[-1]["best/epoch"]]  # the average's weights, not the model's
     assert all(torch.equal(best[k], selected[k]) for k in best)
+
+
+def test_resuming_a_run_without_a_weight_average_under_ema_decay_is_a_clear_error(tiny_data, tmp_path):
+    from comic import checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train(override(Params(), TINY), tiny_data, CrashAfter(tmp_path, epoch=0))
+    with pytest.raises(checkpoint.CheckpointError, match="train.ema_decay is 0.9"):
+        train(override(Params(), {**TINY, "train.ema_decay": 0.9}), tiny_data, LocalReporter(tmp_path))
